@@ -1,0 +1,16 @@
+//! demo-service: the Flask app of the service-monitoring exercise, in Rust, metric for metric.
+
+/// Every knob: flags, environment variables, validation.
+pub mod config;
+/// The exposition: the seed's families, RED metrics, the process.
+pub mod metrics;
+/// The app and metrics routers.
+pub mod routes;
+/// Binding, serving, draining.
+pub mod server;
+/// What the handlers share.
+pub mod state;
+/// Logging setup.
+pub mod telemetry;
+/// The simulated `current_users`.
+mod users;

@@ -1,0 +1,130 @@
+//! The two exposition formats, and which one a scraper gets.
+//!
+//! Prometheus asks for OpenMetrics first and falls back to the 0.0.4 text format; browsers and
+//! curl ask for anything. Like the Python client, the service answers OpenMetrics only to a
+//! scraper that asks for it by name, and the text format to everyone else; unlike the Python
+//! client, it honours `q` values, so a scraper can rank or refuse a format.
+
+use std::str::FromStr;
+
+/// An exposition format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The Prometheus text format, version 0.0.4.
+    Text,
+    /// OpenMetrics 1.0.0, text.
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// Chooses a format for an `Accept` header. OpenMetrics wins when it is asked for by name
+    /// with a weight at least that of the best text match; otherwise, and for a missing or
+    /// unparsable header, the text format.
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
+        for range in accept.split(',') {
+            let Ok(mime) = mime::Mime::from_str(range.trim()) else {
+                continue;
+            };
+            let Some(q) = weight(&mime) else {
+                continue;
+            };
+            let version = mime.get_param("version").map(|v| v.as_str());
+            let best = match (mime.type_().as_str(), mime.subtype().as_str()) {
+                ("application", "openmetrics-text")
+                    if matches!(version, None | Some("1.0.0" | "0.0.1")) =>
+                {
+                    &mut openmetrics
+                }
+                ("text", "plain") if matches!(version, None | Some("0.0.4")) => &mut text,
+                ("text", "*") | ("*", "*") => &mut text,
+                _ => continue,
+            };
+            *best = best.max(q);
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        }
+    }
+}
+
+/// A media range's `q` value: 1 when absent, `None` when it is not a number in [0, 1].
+fn weight(mime: &mime::Mime) -> Option<f32> {
+    match mime.get_param("q") {
+        None => Some(1.0),
+        Some(q) => q
+            .as_str()
+            .parse::<f32>()
+            .ok()
+            .filter(|q| (0.0..=1.0).contains(q)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_gets_openmetrics() {
+        // What Prometheus 2.42 sends.
+        let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                      version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(accept)), Format::OpenMetrics);
+    }
+
+    #[test]
+    fn everyone_else_gets_text() {
+        for accept in [
+            None,
+            Some(""),
+            Some("*/*"),
+            Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+            Some("text/plain;version=0.0.4"),
+            Some("application/json"),
+            Some("garbage;;;,=,"),
+        ] {
+            assert_eq!(Format::negotiate(accept), Format::Text, "{accept:?}");
+        }
+    }
+
+    #[test]
+    fn weights_are_honoured() {
+        let cases = [
+            (
+                "application/openmetrics-text;q=0.2, text/plain",
+                Format::Text,
+            ),
+            ("application/openmetrics-text;q=0", Format::Text),
+            (
+                "application/openmetrics-text;q=0.5, */*;q=0.5",
+                Format::OpenMetrics,
+            ),
+            (
+                "text/plain;q=0.1, application/openmetrics-text",
+                Format::OpenMetrics,
+            ),
+            ("application/openmetrics-text;q=2", Format::Text),
+            ("application/openmetrics-text;q=abc", Format::Text),
+            (
+                "application/openmetrics-text; version=0.0.1",
+                Format::OpenMetrics,
+            ),
+            ("application/openmetrics-text; version=2.0.0", Format::Text),
+        ];
+        for (accept, format) in cases {
+            assert_eq!(Format::negotiate(Some(accept)), format, "{accept}");
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Every metric the service exposes, and the exposition that renders them.
+//!
+//! The seed's families come first, name for name (see [`seed`]); then the service's own: RED
+//! metrics per route ([`red`]), the process ([`process`]) and its build. The values are atomics
+//! updated on the request path; the registry itself is read-only once built.
+
+mod exposition;
+mod process;
+pub(crate) mod red;
+mod seed;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+pub use exposition::Format;
+
+/// The seed's histogram buckets, in seconds.
+const DURATION_BUCKETS: &[f64] = &[0.1, 0.3, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+/// The service's metrics. Cheap to share: wrap it in an `Arc`.
+#[derive(Debug)]
+pub struct Metrics {
+    /// `request_processing_seconds`: the measured wait of `/`.
+    pub(crate) request_processing: seed::Summary,
+    /// `request_count_total`: requests to `/` and `/simulate_error`.
+    pub(crate) request_count: seed::Counter,
+    /// `request_duration_seconds`: the drawn processing time of `/`.
+    pub(crate) request_duration: seed::Histogram,
+    /// `error_count_total`: simulated errors.
+    pub(crate) error_count: seed::Counter,
+    /// `response_code_count_total{status_code}`: answers of `/` and `/simulate_error`.
+    pub(crate) response_codes: seed::StatusCounter,
+    /// `current_users`: the simulated number of active users.
+    pub(crate) current_users: Gauge,
+    pub(crate) red: Arc<red::Red>,
+    /// Everything the prometheus-client crate encodes itself.
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let current_users = Gauge::default();
+        registry.register(
+            "current_users",
+            "Current number of active users",
+            current_users.clone(),
+        );
+        let red = Arc::new(red::Red::register(&mut registry));
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register(
+            "demo_service_build_info",
+            "The running build of demo-service; always 1",
+            build_info,
+        );
+        registry.register_collector(Box::new(process::ProcessCollector));
+        Self {
+            request_processing: seed::Summary::default(),
+            request_count: seed::Counter::default(),
+            request_duration: seed::Histogram::new(DURATION_BUCKETS),
+            error_count: seed::Counter::default(),
+            response_codes: seed::StatusCounter::default(),
+            current_users,
+            red,
+            registry,
+        }
+    }
+
+    /// Records one request to `/`: its drawn processing time and the time it really waited.
+    pub(crate) fn observe_processing(&self, drawn: Duration, waited: Duration) {
+        self.request_processing.observe(waited);
+        self.request_duration.observe(drawn);
+    }
+
+    /// Renders the whole exposition.
+    pub fn encode(&self, format: Format) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        // The seed's help texts and order.
+        self.request_processing.encode(
+            &mut out,
+            format,
+            "request_processing_seconds",
+            "Time spent processing request",
+        );
+        self.request_count.encode(
+            &mut out,
+            format,
+            "request_count",
+            "Total number of requests received",
+        );
+        self.request_duration.encode(
+            &mut out,
+            format,
+            "request_duration_seconds",
+            "Histogram of request durations in seconds",
+        );
+        self.error_count.encode(
+            &mut out,
+            format,
+            "error_count",
+            "Total number of errors encountered",
+        );
+        self.response_codes.encode(
+            &mut out,
+            format,
+            "response_code_count",
+            "Count of HTTP response status codes",
+        );
+        // Writing to a String cannot fail.
+        let _ = match format {
+            Format::Text => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            }
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            }
+        };
+        out
+    }
+
+    /// Requests counted by `request_count_total` so far.
+    pub fn request_count(&self) -> u64 {
+        self.request_count.get()
+    }
+}

@@ -1,0 +1,456 @@
+//! The seed's own families, encoded exactly as its Python client (prometheus_client 0.11) does.
+//!
+//! Three things that queries and dashboards written for the seed rely on are out of reach of the
+//! prometheus-client crate: a `_created` sample beside every counter, histogram and summary; the
+//! summary type itself; and `le="1.0"` (not `le="1"`) in the 0.0.4 text format. So the seed's five
+//! families that need them are kept and encoded here, in both formats, and nothing else is.
+//!
+//! Every value is a lock-free atomic; durations are summed in whole nanoseconds, so sums are
+//! exact and an update is one `fetch_add`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::Format;
+
+/// Seconds since the Unix epoch, as a `_created` sample carries them.
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn seconds(nanos: u64) -> f64 {
+    Duration::from_nanos(nanos).as_secs_f64()
+}
+
+/// A counter without labels.
+#[derive(Debug)]
+pub(crate) struct Counter {
+    value: AtomicU64,
+    created: f64,
+}
+
+impl Default for Counter {
+    fn default() -> Self {
+        Self {
+            value: AtomicU64::new(0),
+            created: now(),
+        }
+    }
+}
+
+impl Counter {
+    /// Adds one and returns the new value.
+    pub(crate) fn inc(&self) -> u64 {
+        self.value.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
+        let child = Child {
+            label: None,
+            samples: vec![("_total", None, Value::Int(self.get()))],
+            created: self.created,
+        };
+        encode_family(out, format, name, help, Kind::Counter, &[child]);
+    }
+}
+
+/// A counter with one label, `status_code`, whose children appear when first counted (as the
+/// seed's do). Status codes are three digits, so the family stays small whatever clients send.
+#[derive(Debug, Default)]
+pub(crate) struct StatusCounter {
+    children: RwLock<BTreeMap<u16, Counter>>,
+}
+
+impl StatusCounter {
+    pub(crate) fn inc(&self, status: u16) {
+        // The common case takes only the read lock; the write lock is taken once per new code.
+        if let Some(child) = read(&self.children).get(&status) {
+            child.inc();
+            return;
+        }
+        let mut children = self.children.write().unwrap_or_else(|e| e.into_inner());
+        children.entry(status).or_default().inc();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn get(&self, status: u16) -> u64 {
+        read(&self.children).get(&status).map_or(0, Counter::get)
+    }
+
+    pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
+        let children: Vec<Child> = read(&self.children)
+            .iter()
+            .map(|(status, counter)| Child {
+                label: Some(("status_code", status.to_string())),
+                samples: vec![("_total", None, Value::Int(counter.get()))],
+                created: counter.created,
+            })
+            .collect();
+        encode_family(out, format, name, help, Kind::Counter, &children);
+    }
+}
+
+/// A lock poisoned by a panic still holds valid counters: read through it.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A histogram of durations with fixed upper bounds; `+Inf` is implied.
+#[derive(Debug)]
+pub(crate) struct Histogram {
+    bounds: &'static [f64],
+    /// Per bucket (not cumulative); the last one is `+Inf`.
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+    created: f64,
+}
+
+impl Histogram {
+    /// `bounds` must be sorted ascending and finite.
+    pub(crate) fn new(bounds: &'static [f64]) -> Self {
+        debug_assert!(bounds.windows(2).all(|w| w[0] < w[1]));
+        Self {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
+            created: now(),
+        }
+    }
+
+    pub(crate) fn observe(&self, value: Duration) {
+        let secs = value.as_secs_f64();
+        let index = self.bounds.partition_point(|&bound| bound < secs);
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos
+            .fetch_add(value.as_nanos() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
+        let mut samples = Vec::with_capacity(self.buckets.len() + 2);
+        let mut cumulative = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = self
+                .bounds
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |b| float(*b));
+            samples.push(("_bucket", Some(("le", le)), Value::Int(cumulative)));
+        }
+        // `_count` is the sum of the buckets read above, so that the exposition is consistent
+        // even while requests are being observed.
+        samples.push(("_count", None, Value::Int(cumulative)));
+        samples.push((
+            "_sum",
+            None,
+            Value::Float(seconds(self.sum_nanos.load(Ordering::Relaxed))),
+        ));
+        let child = Child {
+            label: None,
+            samples,
+            created: self.created,
+        };
+        encode_family(out, format, name, help, Kind::Histogram, &[child]);
+    }
+}
+
+/// A summary of durations without quantiles: `_count` and `_sum`, as the Python client's.
+#[derive(Debug)]
+pub(crate) struct Summary {
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+    created: f64,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Self {
+            count: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
+            created: now(),
+        }
+    }
+}
+
+impl Summary {
+    pub(crate) fn observe(&self, value: Duration) {
+        self.sum_nanos
+            .fetch_add(value.as_nanos() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn sum(&self) -> Duration {
+        Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
+        let child = Child {
+            label: None,
+            samples: vec![
+                ("_count", None, Value::Int(self.count())),
+                ("_sum", None, Value::Float(self.sum().as_secs_f64())),
+            ],
+            created: self.created,
+        };
+        encode_family(out, format, name, help, Kind::Summary, &[child]);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Counter,
+    Histogram,
+    Summary,
+}
+
+enum Value {
+    Int(u64),
+    Float(f64),
+}
+
+/// A sample: the suffix of its name, an extra label (`le`), its value.
+type Sample = (&'static str, Option<(&'static str, String)>, Value);
+
+/// One labelled child of a family (or the only one, unlabelled).
+struct Child {
+    label: Option<(&'static str, String)>,
+    samples: Vec<Sample>,
+    created: f64,
+}
+
+impl Child {
+    fn write_samples(&self, out: &mut String, name: &str) {
+        for (suffix, extra, value) in &self.samples {
+            sample(
+                out,
+                name,
+                suffix,
+                self.label.as_ref(),
+                extra.as_ref(),
+                value,
+            );
+        }
+    }
+
+    fn write_created(&self, out: &mut String, name: &str) {
+        let created = Value::Float(self.created);
+        sample(out, name, "_created", self.label.as_ref(), None, &created);
+    }
+}
+
+/// Writes one family. OpenMetrics keeps `_created` inside the family, after each child's
+/// samples; the 0.0.4 text format has no such sample, so the Python client writes it as a
+/// gauge family of its own, `<name>_created`, right after, with the same help.
+fn encode_family(
+    out: &mut String,
+    format: Format,
+    name: &str,
+    help: &str,
+    kind: Kind,
+    children: &[Child],
+) {
+    let kind_name = match kind {
+        Kind::Counter => "counter",
+        Kind::Histogram => "histogram",
+        Kind::Summary => "summary",
+    };
+    match format {
+        Format::OpenMetrics => {
+            header(out, name, help, kind_name);
+            for child in children {
+                child.write_samples(out, name);
+                child.write_created(out, name);
+            }
+        }
+        Format::Text => {
+            // The text format names a counter family by its sample, `<name>_total`.
+            let family = match kind {
+                Kind::Counter => format!("{name}_total"),
+                Kind::Histogram | Kind::Summary => name.to_owned(),
+            };
+            header(out, &family, help, kind_name);
+            for child in children {
+                child.write_samples(out, name);
+            }
+            header(out, &format!("{name}_created"), help, "gauge");
+            for child in children {
+                child.write_created(out, name);
+            }
+        }
+    }
+}
+
+fn header(out: &mut String, family: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
+}
+
+/// Label values here are digits and float literals, which need no escaping.
+fn sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    label: Option<&(&str, String)>,
+    extra: Option<&(&str, String)>,
+    value: &Value,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    let labels: Vec<_> = label.into_iter().chain(extra).collect();
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (key, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{key}=\"{value}\"");
+        }
+        out.push('}');
+    }
+    out.push(' ');
+    match value {
+        Value::Int(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Float(v) => out.push_str(&float(*v)),
+    }
+    out.push('\n');
+}
+
+/// Formats a float as Python's `repr` does for the values here (`1.0`, `0.1`, `4.89`), which is
+/// also what the `le` label values of the seed's buckets look like.
+pub(crate) fn float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else {
+        format!("{v:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOUNDS: &[f64] = &[0.1, 1.0, 10.0];
+
+    fn encoded(format: Format, f: impl Fn(&mut String, Format)) -> String {
+        let mut out = String::new();
+        f(&mut out, format);
+        out
+    }
+
+    /// Replaces every `_created` value with `T`, which is the clock's business, not ours.
+    fn without_time(s: &str) -> String {
+        s.lines()
+            .map(|l| match l.split_once("_created") {
+                Some((head, rest)) if !l.starts_with('#') => {
+                    let labels = rest.rsplit_once(' ').map_or("", |(labels, _)| labels);
+                    format!("{head}_created{labels} T")
+                }
+                _ => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn counter_is_encoded_as_the_python_client_does() {
+        let c = Counter::default();
+        c.inc();
+        assert_eq!(c.inc(), 2);
+        let text = encoded(Format::Text, |o, f| c.encode(o, f, "req", "Help"));
+        assert_eq!(
+            without_time(&text),
+            "# HELP req_total Help\n# TYPE req_total counter\nreq_total 2\n\
+             # HELP req_created Help\n# TYPE req_created gauge\nreq_created T"
+        );
+        let om = encoded(Format::OpenMetrics, |o, f| c.encode(o, f, "req", "Help"));
+        assert_eq!(
+            without_time(&om),
+            "# HELP req Help\n# TYPE req counter\nreq_total 2\nreq_created T"
+        );
+    }
+
+    #[test]
+    fn status_counter_adds_a_child_per_code_seen() {
+        let c = StatusCounter::default();
+        let empty = encoded(Format::Text, |o, f| c.encode(o, f, "codes", "H"));
+        assert_eq!(
+            empty,
+            "# HELP codes_total H\n# TYPE codes_total counter\n\
+             # HELP codes_created H\n# TYPE codes_created gauge\n"
+        );
+        c.inc(500);
+        c.inc(200);
+        c.inc(200);
+        assert_eq!((c.get(200), c.get(500), c.get(404)), (2, 1, 0));
+        let om = encoded(Format::OpenMetrics, |o, f| c.encode(o, f, "codes", "H"));
+        assert_eq!(
+            without_time(&om),
+            "# HELP codes H\n# TYPE codes counter\n\
+             codes_total{status_code=\"200\"} 2\ncodes_created{status_code=\"200\"} T\n\
+             codes_total{status_code=\"500\"} 1\ncodes_created{status_code=\"500\"} T"
+        );
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_bounds_inclusive() {
+        let h = Histogram::new(BOUNDS);
+        for ms in [50, 100, 101, 1000, 20_000] {
+            h.observe(Duration::from_millis(ms));
+        }
+        assert_eq!(h.count(), 5);
+        let text = encoded(Format::Text, |o, f| h.encode(o, f, "dur", "H"));
+        assert_eq!(
+            without_time(&text),
+            "# HELP dur H\n# TYPE dur histogram\n\
+             dur_bucket{le=\"0.1\"} 2\ndur_bucket{le=\"1.0\"} 4\ndur_bucket{le=\"10.0\"} 4\n\
+             dur_bucket{le=\"+Inf\"} 5\ndur_count 5\ndur_sum 21.251\n\
+             # HELP dur_created H\n# TYPE dur_created gauge\ndur_created T"
+        );
+    }
+
+    #[test]
+    fn summary_sums_exactly() {
+        let s = Summary::default();
+        for _ in 0..10 {
+            s.observe(Duration::from_millis(100));
+        }
+        assert_eq!((s.count(), s.sum()), (10, Duration::from_secs(1)));
+        let om = encoded(Format::OpenMetrics, |o, f| s.encode(o, f, "proc", "H"));
+        assert_eq!(
+            without_time(&om),
+            "# HELP proc H\n# TYPE proc summary\nproc_count 10\nproc_sum 1.0\nproc_created T"
+        );
+    }
+
+    #[test]
+    fn floats_look_like_python_reprs() {
+        assert_eq!(float(1.0), "1.0");
+        assert_eq!(float(0.1), "0.1");
+        assert_eq!(float(f64::INFINITY), "+Inf");
+        assert_eq!(float(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(float(f64::NAN), "NaN");
+    }
+}

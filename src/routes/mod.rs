@@ -1,0 +1,63 @@
+//! The two routers: the app listener's and the metrics listener's.
+
+mod exposition;
+mod health;
+mod simulate;
+
+use std::any::Any;
+
+use axum::Router;
+use axum::handler::Handler;
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::metrics::red;
+use crate::state::AppState;
+
+/// The app listener: the seed's endpoints, the exposition, health, all measured by the RED
+/// middleware.
+pub fn app(state: AppState) -> Router {
+    let red = state.metrics.red.clone();
+    Router::new()
+        .route("/", get(simulate::process))
+        .route("/simulate_error", get(simulate::simulate_error))
+        .route("/metrics", get(exposition::metrics))
+        .route("/healthz", get(health::alive))
+        .route("/readyz", get(health::ready))
+        // `route_layer` sees the matched route; the fallback gets the same middleware itself.
+        .route_layer(from_fn_with_state(red.clone(), red::record))
+        .fallback(not_found.layer(from_fn_with_state(red, red::record)))
+        .layer(CatchPanicLayer::custom(panicked))
+        .with_state(state)
+}
+
+/// The metrics listener, as the seed's `start_http_server(8000)`: the exposition (also at `/`,
+/// where the Python client answers it too), and health. Not measured: scrapes are not traffic.
+pub fn metrics(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(exposition::metrics))
+        .route("/", get(exposition::metrics))
+        .route("/healthz", get(health::alive))
+        .route("/readyz", get(health::ready))
+        .fallback(not_found)
+        .layer(CatchPanicLayer::custom(panicked))
+        .with_state(state)
+}
+
+async fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "not found")
+}
+
+/// A panic in a handler is a bug: the client gets a plain 500, the log gets the message.
+fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = message, "handler panicked");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}

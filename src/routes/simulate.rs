@@ -1,0 +1,63 @@
+//! The seed's two endpoints: `/`, which takes a random while, and `/simulate_error`, which fails
+//! at random. Bodies, counters and log lines are the seed's.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use tracing::{error, info};
+
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+/// `GET /`: counts the request, waits a processing time drawn from the delay range, records it.
+pub(crate) async fn process(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    let count = state.metrics.request_count.inc();
+    let drawn = state.knobs.draw_delay();
+    if drawn.is_zero() {
+        work(&state.metrics, count, drawn).await;
+    } else {
+        // In the seed the work runs on the request's thread, which finishes it even when the
+        // client has gone. Running it as a task of its own does the same here (a dropped
+        // handler would abandon it), so every request counted is also timed and answered.
+        let metrics = state.metrics.clone();
+        let task = tokio::spawn(async move { work(&metrics, count, drawn).await });
+        if task.await.is_err() {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    }
+    (StatusCode::OK, "Success response with status code OK")
+}
+
+async fn work(metrics: &Arc<Metrics>, count: u64, drawn: Duration) {
+    let started = Instant::now();
+    if !drawn.is_zero() {
+        tokio::time::sleep(drawn).await;
+    }
+    metrics.observe_processing(drawn, started.elapsed());
+    metrics.response_codes.inc(StatusCode::OK.as_u16());
+    info!(
+        request_count = count,
+        processing_time = drawn.as_secs_f64(),
+        "request processed"
+    );
+}
+
+/// `GET /simulate_error`: counts the request and fails with the configured probability.
+pub(crate) async fn simulate_error(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    let metrics = &state.metrics;
+    metrics.request_count.inc();
+    if state.knobs.draw_error() {
+        let errors = metrics.error_count.inc();
+        metrics.response_codes.inc(500);
+        error!(total_errors = errors, "simulated error occurred");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Simulated error response with status code 500 internal server error",
+        )
+    } else {
+        metrics.response_codes.inc(200);
+        (StatusCode::OK, "No error occurred - statuscode: OK")
+    }
+}

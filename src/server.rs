@@ -1,0 +1,209 @@
+//! Binding both listeners, serving them, and shutting down without dropping a request.
+//!
+//! Shutdown, on the first SIGTERM or SIGINT: `/readyz` turns 503; the app listener stops
+//! accepting, answers what is in flight and closes idle connections; the metrics listener keeps
+//! answering meanwhile, so that Prometheus can scrape the final counts, and closes last. The
+//! drain is bounded by `--shutdown-timeout`; a second signal ends it at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::ServeArgs;
+use crate::metrics::Metrics;
+use crate::state::{AppState, Knobs};
+use crate::{routes, users};
+
+/// Connections the kernel may queue before the service accepts them: bursts of thousands of new
+/// clients are normal under load tests, and the default of 128 would refuse them.
+const BACKLOG: u32 = 4096;
+
+/// How long the metrics listener may take to close once the app listener has drained.
+const METRICS_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The signals that stop the server: the operating system's, or a test's.
+#[derive(Debug)]
+pub struct Signals(mpsc::Receiver<&'static str>);
+
+impl Signals {
+    /// SIGTERM and SIGINT (Ctrl-C), each time they arrive.
+    pub fn os() -> anyhow::Result<Self> {
+        let (tx, rx) = mpsc::channel(4);
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+            let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+            tokio::spawn(async move {
+                loop {
+                    let name = tokio::select! {
+                        _ = term.recv() => "SIGTERM",
+                        _ = int.recv() => "SIGINT",
+                    };
+                    if tx.send(name).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        #[cfg(not(unix))]
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if tx.send("Ctrl-C").await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self(rx))
+    }
+
+    /// Signals sent by hand through the returned sender.
+    pub fn channel() -> (mpsc::Sender<&'static str>, Self) {
+        let (tx, rx) = mpsc::channel(4);
+        (tx, Self(rx))
+    }
+
+    /// The next signal; never returns if the senders are gone.
+    async fn next(&mut self) -> &'static str {
+        match self.0.recv().await {
+            Some(name) => name,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Both listeners, bound and ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    app: TcpListener,
+    metrics: TcpListener,
+    args: ServeArgs,
+    state: AppState,
+}
+
+impl Server {
+    /// Binds both addresses (port 0 picks a free port); fails if either is taken.
+    pub fn bind(args: &ServeArgs) -> anyhow::Result<Self> {
+        let app = listen(args.app_addr)
+            .with_context(|| format!("cannot listen on {} (--app-addr)", args.app_addr))?;
+        let metrics = listen(args.metrics_addr)
+            .with_context(|| format!("cannot listen on {} (--metrics-addr)", args.metrics_addr))?;
+        let state = AppState::new(Arc::new(Metrics::new()), Knobs::from(args));
+        Ok(Self {
+            app,
+            metrics,
+            args: args.clone(),
+            state,
+        })
+    }
+
+    pub fn app_addr(&self) -> SocketAddr {
+        self.app
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until the first signal, then drains. Errors if the drain times out or a second
+    /// signal cuts it short.
+    pub async fn run(self, mut signals: Signals) -> anyhow::Result<()> {
+        let (app_addr, metrics_addr) = (self.app_addr(), self.metrics_addr());
+        let Self {
+            app,
+            metrics,
+            args,
+            state,
+        } = self;
+
+        let users = tokio::spawn(users::simulate(
+            state.metrics.current_users.clone(),
+            args.users_min..=args.users_max,
+            args.users_interval,
+        ));
+        let (stop_app, app_stopped) = watch::channel(false);
+        let (stop_metrics, metrics_stopped) = watch::channel(false);
+        let mut app_server = serve(app, routes::app(state.clone()), app_stopped);
+        let mut metrics_server = serve(metrics, routes::metrics(state.clone()), metrics_stopped);
+        info!(app = %app_addr, metrics = %metrics_addr, "listening");
+
+        let signal = tokio::select! {
+            signal = signals.next() => signal,
+            result = &mut app_server => return Err(anyhow!("the app listener stopped: {result:?}")),
+            result = &mut metrics_server => return Err(anyhow!("the metrics listener stopped: {result:?}")),
+        };
+        let in_flight = state.metrics.red.in_flight();
+        info!(signal, in_flight, timeout = ?args.shutdown_timeout, "shutting down: draining requests in flight");
+        state.set_draining();
+        let _ = stop_app.send(true);
+
+        let drained = tokio::select! {
+            result = tokio::time::timeout(args.shutdown_timeout, &mut app_server) => result.is_ok(),
+            signal = signals.next() => {
+                let in_flight = state.metrics.red.in_flight();
+                return Err(anyhow!("{signal} again: stopped at once with {in_flight} requests in flight"));
+            }
+        };
+        let _ = stop_metrics.send(true);
+        let _ = tokio::time::timeout(METRICS_CLOSE_TIMEOUT, metrics_server).await;
+        users.abort();
+        if drained {
+            info!("drained: every request answered");
+            Ok(())
+        } else {
+            let in_flight = state.metrics.red.in_flight();
+            warn!(in_flight, "shutdown timed out");
+            Err(anyhow!(
+                "shutdown timed out after {} with {in_flight} requests in flight",
+                humantime::format_duration(args.shutdown_timeout)
+            ))
+        }
+    }
+}
+
+/// A listening socket with a deep backlog.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // Lets a restarted service bind while old connections linger in TIME_WAIT; on Linux it does
+    // not let two processes listen on one port.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// Serves `router` on `listener` until `stop` turns true, then lets its connections finish.
+fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    })
+}

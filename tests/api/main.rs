@@ -1,0 +1,6 @@
+//! Black-box and in-process tests of demo-service. One test binary, so that the build links once.
+
+mod helpers;
+mod routes;
+mod seed;
+mod service;

@@ -1,0 +1,274 @@
+//! Black-box tests: the real binary, over real sockets, as a user or Prometheus sees it.
+
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::helpers::{BIN, Service, get, get_openmetrics, pipe, promtool, sample, scrape};
+
+#[tokio::test]
+async fn serves_the_seeds_endpoints_on_both_listeners() {
+    let service = Service::start(&["--max-delay", "50ms"]);
+
+    assert_eq!(
+        get(&service.app_url("/")).await,
+        (200, "Success response with status code OK".into())
+    );
+    let (status, _) = get(&service.app_url("/simulate_error")).await;
+    assert!(status == 200 || status == 500);
+
+    for url in [service.metrics_url("/metrics"), service.app_url("/metrics")] {
+        let m = scrape(&url).await;
+        assert_eq!(sample(&m, "request_count_total"), 2.0, "{url}");
+        assert_eq!(sample(&m, "request_duration_seconds_count"), 1.0, "{url}");
+    }
+    let (content_type, body) = get_openmetrics(&service.metrics_url("/metrics")).await;
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(body.ends_with("# EOF\n"));
+}
+
+#[tokio::test]
+async fn logs_what_the_seed_logs() {
+    let service = Service::start(&[
+        "--max-delay",
+        "10ms",
+        "--error-rate",
+        "1",
+        "--users-interval",
+        "50ms",
+    ]);
+
+    get(&service.app_url("/")).await;
+    get(&service.app_url("/simulate_error")).await;
+
+    let wait = Duration::from_secs(5);
+    let processed = service.wait_for_log(|e| e["message"] == "request processed", wait);
+    assert_eq!(processed["request_count"], 1);
+    assert!(processed["processing_time"].as_f64().unwrap() <= 0.010);
+    let error = service.wait_for_log(|e| e["message"] == "simulated error occurred", wait);
+    assert_eq!(
+        (error["level"].as_str(), &error["total_errors"]),
+        (Some("ERROR"), &1.into())
+    );
+    // The users gauge moves, and says so, at every interval.
+    let deadline = Instant::now() + wait;
+    while service
+        .logs()
+        .iter()
+        .filter(|e| e["message"] == "current active users")
+        .count()
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 3 user updates logged in {wait:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let users = scrape(&service.metrics_url("/metrics")).await;
+    assert!((10.0..=50.0).contains(&sample(&users, "current_users")));
+}
+
+#[tokio::test]
+async fn promtool_finds_nothing_to_criticise() {
+    let service = Service::start(&["--max-delay", "10ms"]);
+    for path in ["/", "/simulate_error", "/nope"] {
+        get(&service.app_url(path)).await;
+    }
+    let (_, exposition) = get(&service.metrics_url("/metrics")).await;
+
+    let out = pipe(
+        Command::new(promtool()).args(["check", "metrics"]),
+        &exposition,
+    );
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_requests_in_flight_and_exits_zero() {
+    let mut service = Service::start(&["--min-delay", "1s", "--max-delay", "1s"]);
+    let client = reqwest::Client::new();
+    let requests: Vec<_> = (0..50)
+        .map(|_| tokio::spawn(client.get(service.app_url("/")).send()))
+        .collect();
+    in_flight_reaches(&service, 50).await;
+
+    service.signal("TERM");
+    shutdown_begins(&service);
+
+    // Draining: not ready, no new connections on the app listener, metrics still served.
+    assert_eq!(get(&service.metrics_url("/readyz")).await.0, 503);
+    assert!(
+        TcpStream::connect(service.app).is_err(),
+        "the app listener still accepts"
+    );
+    let during = scrape(&service.metrics_url("/metrics")).await;
+    assert_eq!(sample(&during, "request_count_total"), 50.0);
+
+    for request in requests {
+        let response = request
+            .await
+            .unwrap()
+            .expect("an in-flight request was dropped");
+        assert_eq!(response.status(), 200);
+    }
+    let status = service.wait(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0));
+    service.wait_for_log(
+        |e| e["message"] == "drained: every request answered",
+        Duration::from_secs(1),
+    );
+}
+
+#[tokio::test]
+async fn a_second_signal_stops_at_once() {
+    let mut service = Service::start(&["--min-delay", "30s", "--max-delay", "30s"]);
+    let pending = tokio::spawn(reqwest::get(service.app_url("/")));
+    in_flight_reaches(&service, 1).await;
+
+    let started = Instant::now();
+    service.signal("INT");
+    shutdown_begins(&service);
+    service.signal("INT");
+    let status = service.wait(Duration::from_secs(5));
+
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it did not wait for the 30s request"
+    );
+    pending.abort();
+}
+
+#[tokio::test]
+async fn the_drain_is_bounded_by_the_shutdown_timeout() {
+    let mut service = Service::start(&[
+        "--min-delay",
+        "30s",
+        "--max-delay",
+        "30s",
+        "--shutdown-timeout",
+        "300ms",
+    ]);
+    let pending = tokio::spawn(reqwest::get(service.app_url("/")));
+    in_flight_reaches(&service, 1).await;
+
+    service.signal("TERM");
+    let status = service.wait(Duration::from_secs(5));
+
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a drain that times out is a failure"
+    );
+    service.wait_for_log(
+        |e| e["message"] == "shutdown timed out" && e["in_flight"] == 1,
+        Duration::from_secs(1),
+    );
+    pending.abort();
+}
+
+/// Waits until the service has `n` requests in flight, as its own gauge says.
+async fn in_flight_reaches(service: &Service, n: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = scrape(&service.metrics_url("/metrics")).await;
+        if sample(&m, "http_requests_in_flight") == f64::from(n) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {n} requests in flight");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the service logs that its shutdown has begun.
+fn shutdown_begins(service: &Service) {
+    let begun = |e: &serde_json::Value| e["message"].as_str().unwrap().starts_with("shutting down");
+    service.wait_for_log(begun, Duration::from_secs(2));
+}
+
+#[test]
+fn bad_configuration_is_one_line_and_a_nonzero_exit() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    /// Arguments, environment, exit code, and a part of the one line on stderr.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32, &'a str);
+    #[rustfmt::skip]
+    let cases: &[Case] = &[
+        (&["--error-rate", "1.5"], &[], 2, "invalid value '1.5' for '--error-rate <ERROR_RATE>': 1.5 is outside [0, 1]"),
+        (&["--error-rate", "often"], &[], 2, "\"often\" is not a number"),
+        (&[], &[("DEMO_SERVICE_ERROR_RATE", "-1")], 2, "-1 is outside [0, 1]"),
+        (&["--min-delay", "6s"], &[], 2, "error: --min-delay (6s) is above --max-delay (5s)"),
+        (&["--max-delay", "1.5"], &[], 2, "'--max-delay <MAX_DELAY>': time unit needed"),
+        (&["--max-delay", "soon"], &[], 2, "'--max-delay <MAX_DELAY>'"),
+        (&["--users-min", "60"], &[], 2, "error: --users-min (60) is above --users-max (50)"),
+        (&["--users-max=-1"], &[], 2, "'--users-max <USERS_MAX>'"),
+        (&["--users-interval", "0s"], &[], 2, "must be above zero"),
+        (&["--app-addr", "localhost"], &[], 2, "'--app-addr <APP_ADDR>': invalid socket address syntax"),
+        (&["--log-format", "xml"], &[], 2, "invalid value 'xml' for '--log-format <LOG_FORMAT>'"),
+        (&["--nope"], &[], 2, "unexpected argument '--nope'"),
+        (&[], &[("RUST_LOG", "info,[")], 2, "error: RUST_LOG:"),
+        (&["--app-addr", &taken], &[], 1, "(--app-addr): Address already in use"),
+    ];
+    for (args, env, code, message) in cases {
+        let out = Command::new(BIN)
+            .env("DEMO_SERVICE_APP_ADDR", "127.0.0.1:0")
+            .env("DEMO_SERVICE_METRICS_ADDR", "127.0.0.1:0")
+            .args(*args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "{args:?} {env:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?} {env:?}: not one line:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(message),
+            "{args:?} {env:?}: {stderr:?} lacks {message:?}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn help_lists_every_knob_with_its_environment_variable() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for knob in [
+        "app-addr",
+        "metrics-addr",
+        "min-delay",
+        "max-delay",
+        "error-rate",
+        "users-min",
+        "users-max",
+        "users-interval",
+        "shutdown-timeout",
+        "log-format",
+    ] {
+        let env = format!("DEMO_SERVICE_{}", knob.to_uppercase().replace('-', "_"));
+        assert!(
+            help.contains(&format!("--{knob}")),
+            "--{knob} missing from --help"
+        );
+        assert!(
+            help.contains(&format!("[env: {env}=")),
+            "{env} missing from --help"
+        );
+    }
+}
