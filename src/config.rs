@@ -19,10 +19,6 @@ pub struct Cli {
     /// `serve`'s options, for when no subcommand is given.
     #[command(flatten)]
     serve: ServeArgs,
-
-    /// Log format on stdout; the level comes from RUST_LOG (default: info).
-    #[arg(long, global = true, env = "DEMO_SERVICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
 }
 
 impl Cli {
@@ -36,6 +32,37 @@ impl Cli {
 pub enum Command {
     /// Serve the app and the metrics (the default).
     Serve(ServeArgs),
+    /// Exit 0 if the service on this machine is ready, 1 if not: a container healthcheck that
+    /// needs no shell or curl.
+    Healthcheck(HealthcheckArgs),
+}
+
+/// Where `healthcheck` asks.
+#[derive(Clone, Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The service's metrics listener, as it was configured (0.0.0.0 is asked on 127.0.0.1).
+    #[arg(
+        long,
+        env = "DEMO_SERVICE_METRICS_ADDR",
+        default_value = "0.0.0.0:8000"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// The path to ask: /readyz (ready to take requests) or /healthz (alive).
+    #[arg(long, env = "DEMO_SERVICE_HEALTHCHECK_PATH", default_value = "/readyz", value_parser = path)]
+    pub path: String,
+
+    /// How long to wait for the answer.
+    #[arg(long, env = "DEMO_SERVICE_HEALTHCHECK_TIMEOUT", default_value = "2s", value_parser = positive_duration)]
+    pub timeout: Duration,
+}
+
+fn path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && s.parse::<axum::http::uri::PathAndQuery>().is_ok() {
+        Ok(s.to_owned())
+    } else {
+        Err("expected a path such as /readyz".to_owned())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -88,6 +115,10 @@ pub struct ServeArgs {
     /// How long requests in flight may take to finish after SIGTERM or SIGINT.
     #[arg(long, env = "DEMO_SERVICE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub shutdown_timeout: Duration,
+
+    /// Log format on stdout; the level comes from RUST_LOG (default: info).
+    #[arg(long, env = "DEMO_SERVICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 impl ServeArgs {
@@ -142,9 +173,10 @@ mod tests {
     fn parse(args: &[&str]) -> Result<ServeArgs, String> {
         let cli = Cli::try_parse_from(std::iter::once("demo-service").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
-        let Command::Serve(serve) = cli.command();
-        serve.validate()?;
-        Ok(serve)
+        match cli.command() {
+            Command::Serve(serve) => serve.validate().map(|()| serve),
+            other => Err(format!("not serve: {other:?}")),
+        }
     }
 
     #[test]
@@ -159,6 +191,12 @@ mod tests {
         assert_eq!(s.error_rate, 0.2);
         assert_eq!((s.users_min, s.users_max), (10, 50));
         assert_eq!(s.users_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn serve_options_come_after_the_subcommand_or_alone() {
+        assert!(parse(&["serve", "--log-format", "json"]).is_ok());
+        assert!(parse(&["--log-format", "json"]).is_ok());
     }
 
     #[test]

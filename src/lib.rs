@@ -2,6 +2,8 @@
 
 /// Every knob: flags, environment variables, validation.
 pub mod config;
+/// `demo-service healthcheck`.
+pub mod healthcheck;
 /// The exposition: the seed's families, RED metrics, the process.
 pub mod metrics;
 /// The app and metrics routers.

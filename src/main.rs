@@ -3,7 +3,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use demo_service::config::{Cli, Command};
 use demo_service::server::{Server, Signals};
-use demo_service::telemetry;
+use demo_service::{healthcheck, telemetry};
+use tokio::runtime::Builder;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -15,27 +16,33 @@ fn main() -> ExitCode {
         }
         Err(e) => return usage_error(e.to_string().lines().next().unwrap_or_default()),
     };
-    let log_format = cli.log_format;
-    let command = cli.command();
-    let Command::Serve(args) = &command;
-    if let Err(e) = args.validate() {
-        return usage_error(&format!("error: {e}"));
-    }
-    let _logs = match telemetry::init(log_format) {
-        Ok(guard) => guard,
-        Err(e) => return usage_error(&format!("error: {e}")),
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => return failure(&anyhow::anyhow!("cannot start the runtime: {e}")),
-    };
-    let result = runtime.block_on(async {
-        let server = Server::bind(args)?;
-        server.run(Signals::os()?).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => failure(&e),
+    match cli.command() {
+        Command::Serve(args) => {
+            if let Err(e) = args.validate() {
+                return usage_error(&format!("error: {e}"));
+            }
+            let _logs = match telemetry::init(args.log_format) {
+                Ok(guard) => guard,
+                Err(e) => return usage_error(&format!("error: {e}")),
+            };
+            let runtime = Builder::new_multi_thread().enable_all().build();
+            report(runtime.map_err(Into::into).and_then(|runtime| {
+                runtime.block_on(async {
+                    let server = Server::bind(&args)?;
+                    server.run(Signals::os()?).await
+                })
+            }))
+        }
+        Command::Healthcheck(args) => {
+            let runtime = Builder::new_current_thread().enable_all().build();
+            let checked = runtime
+                .map_err(Into::into)
+                .and_then(|runtime| runtime.block_on(healthcheck::check(&args)));
+            if let Ok(url) = &checked {
+                println!("ready: {url}");
+            }
+            report(checked.map(drop))
+        }
     }
 }
 
@@ -45,8 +52,13 @@ fn usage_error(line: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// A failure at run time: one line with its causes, exit code 1.
-fn failure(e: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {e:#}");
-    ExitCode::FAILURE
+/// Success, or a failure at run time: one line with its causes, exit code 1.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

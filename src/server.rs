@@ -146,13 +146,24 @@ impl Server {
             result = &mut app_server => return Err(anyhow!("the app listener stopped: {result:?}")),
             result = &mut metrics_server => return Err(anyhow!("the metrics listener stopped: {result:?}")),
         };
-        let in_flight = state.metrics.red.in_flight();
-        info!(signal, in_flight, timeout = ?args.shutdown_timeout, "shutting down: draining requests in flight");
         state.set_draining();
         let _ = stop_app.send(true);
+        let deadline = tokio::time::Instant::now() + args.shutdown_timeout;
+        info!(
+            signal,
+            in_flight = state.metrics.red.in_flight(),
+            timeout = ?args.shutdown_timeout,
+            "shutting down: draining requests in flight"
+        );
 
+        // Drained: every connection closed, and the work of every `/` request recorded.
+        let drain = async {
+            let _ = (&mut app_server).await;
+            state.work.close();
+            state.work.wait().await;
+        };
         let drained = tokio::select! {
-            result = tokio::time::timeout(args.shutdown_timeout, &mut app_server) => result.is_ok(),
+            result = tokio::time::timeout_at(deadline, drain) => result.is_ok(),
             signal = signals.next() => {
                 let in_flight = state.metrics.red.in_flight();
                 return Err(anyhow!("{signal} again: stopped at once with {in_flight} requests in flight"));
@@ -165,7 +176,7 @@ impl Server {
             info!("drained: every request answered");
             Ok(())
         } else {
-            let in_flight = state.metrics.red.in_flight();
+            let in_flight = state.metrics.red.in_flight().max(state.work.len() as i64);
             warn!(in_flight, "shutdown timed out");
             Err(anyhow!(
                 "shutdown timed out after {} with {in_flight} requests in flight",

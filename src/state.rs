@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rand::RngExt;
+use tokio_util::task::TaskTracker;
 
 use crate::config::ServeArgs;
 use crate::metrics::Metrics;
@@ -41,11 +42,14 @@ impl From<&ServeArgs> for Knobs {
     }
 }
 
-/// Shared by every handler; cloning it clones three `Arc`s.
+/// Shared by every handler; cloning it is cheap (reference counts).
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub knobs: Arc<Knobs>,
+    /// The simulated work of `/`, which outlives its request when the client goes away; the
+    /// drain waits for it too, so that no counted request goes unrecorded.
+    pub work: TaskTracker,
     ready: Arc<AtomicBool>,
 }
 
@@ -54,6 +58,7 @@ impl AppState {
         Self {
             metrics,
             knobs: Arc::new(knobs),
+            work: TaskTracker::new(),
             ready: Arc::new(AtomicBool::new(true)),
         }
     }

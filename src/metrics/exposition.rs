@@ -82,6 +82,12 @@ mod tests {
         let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
                       version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         assert_eq!(Format::negotiate(Some(accept)), Format::OpenMetrics);
+        // What Prometheus 3 sends with its default scrape protocols.
+        let accept = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,\
+                      application/openmetrics-text;version=0.0.1;q=0.4,\
+                      text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,\
+                      text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(accept)), Format::OpenMetrics);
     }
 
     #[test]

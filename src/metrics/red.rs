@@ -179,7 +179,14 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.record(CLIENT_CLOSED_REQUEST);
+        // Dropped unfinished: the handler panicked (the client gets a 500 from the panic
+        // layer outside), or the client went away.
+        let status = if std::thread::panicking() {
+            StatusCode::INTERNAL_SERVER_ERROR.as_u16()
+        } else {
+            CLIENT_CLOSED_REQUEST
+        };
+        self.record(status);
     }
 }
 
@@ -215,6 +222,19 @@ mod tests {
         drop(in_flight);
         assert_eq!(red.in_flight(), 0);
         assert_eq!(red.requests("GET", Route::Unmatched, 499), 1);
+    }
+
+    #[test]
+    fn a_request_whose_handler_panics_is_recorded_as_500() {
+        let red = Red::register(&mut Registry::default());
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _in_flight = InFlight::start(&red, "GET", Route::Unmatched);
+            panic!("handler bug");
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(red.in_flight(), 0);
+        assert_eq!(red.requests("GET", Route::Unmatched, 500), 1);
+        assert_eq!(red.requests("GET", Route::Unmatched, 499), 0);
     }
 
     #[test]

@@ -34,15 +34,14 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The metrics listener, as the seed's `start_http_server(8000)`: the exposition (also at `/`,
-/// where the Python client answers it too), and health. Not measured: scrapes are not traffic.
+/// The metrics listener, as the seed's `start_http_server(8000)`: the exposition, on every path
+/// as the Python client answers it (Prometheus asks for `/metrics`), and health. Not measured:
+/// scrapes are not traffic.
 pub fn metrics(state: AppState) -> Router {
     Router::new()
-        .route("/metrics", get(exposition::metrics))
-        .route("/", get(exposition::metrics))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
-        .fallback(not_found)
+        .fallback(exposition::metrics)
         .layer(CatchPanicLayer::custom(panicked))
         .with_state(state)
 }

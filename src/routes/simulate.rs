@@ -20,9 +20,12 @@ pub(crate) async fn process(State(state): State<AppState>) -> (StatusCode, &'sta
     } else {
         // In the seed the work runs on the request's thread, which finishes it even when the
         // client has gone. Running it as a task of its own does the same here (a dropped
-        // handler would abandon it), so every request counted is also timed and answered.
+        // handler would abandon it), so every request counted is also timed and answered;
+        // the shutdown drain waits for these tasks as well.
         let metrics = state.metrics.clone();
-        let task = tokio::spawn(async move { work(&metrics, count, drawn).await });
+        let task = state
+            .work
+            .spawn(async move { work(&metrics, count, drawn).await });
         if task.await.is_err() {
             return (StatusCode::INTERNAL_SERVER_ERROR, "internal error");
         }

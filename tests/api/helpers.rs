@@ -187,8 +187,16 @@ pub async fn scrape(url: &str) -> BTreeMap<String, f64> {
 
 /// The seed's own Flask app, `main.py` taken from the seed document at test time, run in a
 /// virtualenv with the seed's exact requirements (created under `target/` on first use).
+///
+/// Only its ports change: the seed binds 5000 and 8000, which a running stack may hold, so it
+/// gets free ones; and it dies with the test process (the seed ignores SIGTERM's intent: its
+/// users thread is not a daemon), so that no interrupted run leaves it behind.
 pub struct Seed {
     child: Child,
+    /// The app listener's base URL.
+    pub app: String,
+    /// The metrics listener's `/metrics` URL.
+    pub metrics: String,
 }
 
 /// The seed's requirements.txt.
@@ -198,42 +206,65 @@ pub const SEED_REQUIREMENTS: [&str; 3] = [
     "prometheus_client==0.11.0",
 ];
 
+/// Runs a script as `__main__`, killed when its parent dies (Linux' PR_SET_PDEATHSIG).
+const DIE_WITH_PARENT: &str = "import ctypes, runpy, signal, sys; \
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL); runpy.run_path(sys.argv[1], run_name='__main__')";
+
 impl Seed {
-    /// The seed binds ports 5000 and 8000 itself: one test at a time may run it.
     pub fn start() -> Seed {
-        for port in [5000, 8000] {
-            assert!(
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-                "something already listens on port {port}, which the seed needs"
-            );
-        }
         let dir = seed_dir();
-        let python = seed_python();
-        let child = Command::new(python)
-            .arg(dir.join("main.py"))
+        let (app_port, metrics_port) = (free_port(), free_port());
+        let main = std::fs::read_to_string(dir.join("main.py")).unwrap();
+        let ported = [
+            (
+                "start_http_server(8000)",
+                format!("start_http_server({metrics_port})"),
+            ),
+            (
+                "app.run(host='0.0.0.0', port=5000)",
+                format!("app.run(host='127.0.0.1', port={app_port})"),
+            ),
+        ]
+        .iter()
+        .fold(main, |text, (from, to)| {
+            assert!(
+                text.contains(from),
+                "the seed's main.py no longer has {from}"
+            );
+            text.replace(from, to)
+        });
+        let script = dir.join(format!("main-{app_port}.py"));
+        std::fs::write(&script, ported).unwrap();
+        let child = Command::new(seed_python())
+            .args(["-c", DIE_WITH_PARENT])
+            .arg(&script)
             .current_dir(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start the seed's main.py");
-        let seed = Seed { child };
+        let seed = Seed {
+            child,
+            app: format!("http://127.0.0.1:{app_port}"),
+            metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect("127.0.0.1:8000").is_err()
-            || std::net::TcpStream::connect("127.0.0.1:5000").is_err()
+        while std::net::TcpStream::connect(("127.0.0.1", metrics_port)).is_err()
+            || std::net::TcpStream::connect(("127.0.0.1", app_port)).is_err()
         {
             assert!(
                 Instant::now() < deadline,
-                "the seed did not listen on 5000 and 8000"
+                "the seed did not listen on {app_port} and {metrics_port}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = std::fs::remove_file(script);
         seed
     }
 }
 
 impl Drop for Seed {
     fn drop(&mut self) {
-        // The seed ignores SIGTERM's intent (its thread is not a daemon): kill it.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -330,4 +361,87 @@ pub fn pipe(command: &mut Command, input: &str) -> std::process::Output {
 /// The path of `promtool`: `PROMTOOL`, or the one on PATH.
 pub fn promtool() -> PathBuf {
     std::env::var_os("PROMTOOL").map_or_else(|| PathBuf::from("promtool"), PathBuf::from)
+}
+
+/// A free TCP port on loopback (free when asked; tests take it at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real Prometheus (Debian's `prometheus`, or `PROMETHEUS`), on a loopback port, with its data
+/// in a temporary directory.
+pub struct Prometheus {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus on `addr` with `config` and waits until it is ready.
+    pub async fn start(addr: SocketAddr, config: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config_file = dir.path().join("prometheus.yml");
+        std::fs::write(&config_file, config).unwrap();
+        let binary = std::env::var_os("PROMETHEUS").unwrap_or_else(|| "prometheus".into());
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new(&binary)
+            .arg(format!("--config.file={}", config_file.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary:?} (apt-get install prometheus): {e}"));
+        let prometheus = Prometheus {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = reqwest::get(format!("http://{addr}/-/ready")).await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return prometheus;
+            }
+            assert!(Instant::now() < deadline, "Prometheus not ready on {addr}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs an instant query; returns the `result` array. Panics if Prometheus refuses it.
+    pub async fn query(&self, expr: &str) -> Vec<serde_json::Value> {
+        let url = reqwest::Url::parse_with_params(
+            &format!("http://{}/api/v1/query", self.addr),
+            &[("query", expr)],
+        )
+        .unwrap();
+        let body: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        assert_eq!(body["status"], "success", "{expr}: {body}");
+        body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a report of what a test measured to `target/reports/NAME`, where `scripts/test`
+/// prints it after the tests (cargo hides what passing tests print).
+pub fn write_report(name: &str, report: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/reports");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), report).unwrap();
 }

@@ -252,7 +252,8 @@ async fn the_metrics_listener_serves_the_exposition_and_is_not_measured() {
     let state = state(Duration::ZERO, 0.2);
     let metrics = routes::metrics(state.clone());
 
-    for path in ["/metrics", "/"] {
+    // As the Python client's start_http_server, on every path.
+    for path in ["/metrics", "/", "/anything"] {
         let (status, content_type, body) = call(&metrics, "GET", path, None).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(
@@ -265,14 +266,82 @@ async fn the_metrics_listener_serves_the_exposition_and_is_not_measured() {
         call(&metrics, "GET", "/readyz", None).await.0,
         StatusCode::OK
     );
-    assert_eq!(
-        call(&metrics, "GET", "/simulate_error", None).await.0,
-        StatusCode::NOT_FOUND
-    );
 
     let m = exposition(&state);
     assert!(
         !m.keys().any(|k| k.starts_with("http_requests_total")),
         "scrapes are not traffic"
     );
+}
+
+#[tokio::test]
+async fn every_request_is_timed_by_route_and_the_build_is_exposed() {
+    let state = state(Duration::ZERO, 0.0);
+    let app = routes::app(state.clone());
+
+    call(&app, "GET", "/", None).await;
+    call(&app, "GET", "/healthz", None).await;
+
+    let m = exposition(&state);
+    for route in ["/", "/healthz"] {
+        let labels = format!(r#"method="GET",route="{route}",status="200""#);
+        assert_eq!(
+            sample(
+                &m,
+                &format!("http_request_duration_seconds_count{{{labels}}}")
+            ),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &m,
+                &format!(r#"http_request_duration_seconds_bucket{{{labels},le="+Inf"}}"#)
+            ),
+            1.0
+        );
+        assert!(
+            sample(
+                &m,
+                &format!("http_request_duration_seconds_sum{{{labels}}}")
+            ) < 1.0
+        );
+    }
+    let build = format!(
+        r#"demo_service_build_info{{version="{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(sample(&m, &build), 1.0);
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_is_recorded_as_499_and_its_work_still_counts() {
+    let state = state(Duration::from_millis(300), 0.0);
+    let app = routes::app(state.clone());
+
+    // The client gives up after 50 ms; the handler's future is dropped.
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(50), call(&app, "GET", "/", None)).await;
+    assert!(gave_up.is_err());
+
+    let m = exposition(&state);
+    assert_eq!(
+        sample(
+            &m,
+            r#"http_requests_total{method="GET",route="/",status="499"}"#
+        ),
+        1.0
+    );
+    assert_eq!(sample(&m, "http_requests_in_flight"), 0.0);
+    assert_eq!(sample(&m, "request_count_total"), 1.0);
+    // The simulated work goes on, as the seed's thread does, and is recorded when it ends.
+    assert!(!m.contains_key(r#"response_code_count_total{status_code="200"}"#));
+    state.work.close();
+    state.work.wait().await;
+    let m = exposition(&state);
+    assert_eq!(
+        sample(&m, r#"response_code_count_total{status_code="200"}"#),
+        1.0
+    );
+    assert_eq!(sample(&m, "request_processing_seconds_count"), 1.0);
+    assert_eq!(sample(&m, "request_duration_seconds_count"), 1.0);
 }

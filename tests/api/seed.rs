@@ -9,9 +9,6 @@ use serde_json::Value;
 
 use crate::helpers::{Seed, Service, get, get_openmetrics, pipe, seed_python};
 
-const SEED_APP: &str = "http://127.0.0.1:5000";
-const SEED_METRICS: &str = "http://127.0.0.1:8000/metrics";
-
 /// A family as the Python client's parser reports it.
 #[derive(Debug)]
 struct Family {
@@ -101,32 +98,79 @@ async fn send(base: &str, path: &str, codes: &mut Codes) {
     *codes.entry(status).or_default() += 1;
 }
 
+/// Checks that every family of the seed's (`python_*` aside) is in ours with the same type,
+/// sample names and label sets, in both formats; returns both sides' families per format, and a
+/// report of what was compared.
+async fn same_shapes(
+    seed: &Seed,
+    service: &Service,
+    stage: &str,
+) -> (Vec<[BTreeMap<String, Family>; 2]>, String) {
+    let mut report = String::new();
+    let mut parsed = Vec::new();
+    for openmetrics in [false, true] {
+        let theirs = families(&seed.metrics, openmetrics).await;
+        let ours = families(&service.metrics_url("/metrics"), openmetrics).await;
+        let format = if openmetrics {
+            "OpenMetrics"
+        } else {
+            "text 0.0.4"
+        };
+        report += &format!(
+            "\n{stage}, {format}: family / type / sample names (label sets): seed = ours\n"
+        );
+        for (name, family) in theirs
+            .iter()
+            .filter(|(name, _)| !name.starts_with("python_"))
+        {
+            let mine = ours
+                .get(name)
+                .unwrap_or_else(|| panic!("{stage}, {format}: no family {name}"));
+            assert_eq!(
+                mine.shape(),
+                family.shape(),
+                "{stage}, {format}: family {name} differs"
+            );
+            let samples: Vec<_> = family
+                .samples
+                .iter()
+                .map(|(s, l)| format!("{s}({})", l.len()))
+                .collect();
+            report += &format!("  {name} / {} / {}\n", family.kind, samples.join(" "));
+        }
+        let extra: Vec<_> = ours
+            .keys()
+            .filter(|name| !theirs.contains_key(*name))
+            .collect();
+        report += &format!("  ours only: {extra:?}\n");
+        parsed.push([theirs, ours]);
+    }
+    (parsed, report)
+}
+
 #[tokio::test]
 async fn the_exposition_matches_the_seeds_family_for_family() {
-    let _seed = Seed::start();
+    let seed = Seed::start();
     let service = Service::start(&["--max-delay", "1s"]);
     let ours = service.app_url("");
+
+    // Before any request: the same families, and no child of response_code_count yet.
+    let (_, mut report) = same_shapes(&seed, &service, "before any request").await;
 
     // The same requests to both: three to `/` at once (the seed's take up to 5 s each), then
     // pairs to `/simulate_error` until each side has answered both 200 and 500.
     let (mut seed_codes, mut our_codes) = (Codes::new(), Codes::new());
     {
         let mut roots = tokio::task::JoinSet::new();
-        for base in [SEED_APP, SEED_APP, SEED_APP, &ours, &ours, &ours] {
-            let base = base.to_owned();
-            roots.spawn(async move {
-                reqwest::get(format!("{base}/"))
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            });
+        for base in [&seed.app, &seed.app, &seed.app, &ours, &ours, &ours] {
+            let url = format!("{base}/");
+            roots.spawn(async move { reqwest::get(url).await.unwrap().status().as_u16() });
         }
         assert!(roots.join_all().await.iter().all(|&s| s == 200));
     }
     let mut pairs = 0;
     while seed_codes.len() < 2 || our_codes.len() < 2 {
-        send(SEED_APP, "/simulate_error", &mut seed_codes).await;
+        send(&seed.app, "/simulate_error", &mut seed_codes).await;
         send(&ours, "/simulate_error", &mut our_codes).await;
         pairs += 1;
         assert!(
@@ -138,41 +182,11 @@ async fn the_exposition_matches_the_seeds_family_for_family() {
         *codes.entry(200).or_default() += 3;
     }
 
-    let mut report = String::new();
-    for openmetrics in [false, true] {
-        let seed = families(SEED_METRICS, openmetrics).await;
-        let mine = families(&service.metrics_url("/metrics"), openmetrics).await;
-        let format = if openmetrics {
-            "OpenMetrics"
-        } else {
-            "text 0.0.4"
-        };
-        report += &format!("\n{format}: family / type / samples (label sets), seed = ours\n");
-
-        for (name, theirs) in seed.iter().filter(|(name, _)| !name.starts_with("python_")) {
-            let ours = mine
-                .get(name)
-                .unwrap_or_else(|| panic!("{format}: no family {name}"));
-            assert_eq!(
-                ours.shape(),
-                theirs.shape(),
-                "{format}: family {name} differs"
-            );
-            let samples: Vec<_> = theirs
-                .samples
-                .iter()
-                .map(|(s, l)| format!("{s}({})", l.len()))
-                .collect();
-            report += &format!("  {name} / {} / {}\n", theirs.kind, samples.join(" "));
-        }
-        let extra: Vec<_> = mine
-            .keys()
-            .filter(|name| !seed.contains_key(*name))
-            .collect();
-        report += &format!("  ours only: {extra:?}\n");
-
-        // The counts: both sides saw the same requests; each side's codes are its own draws.
-        for (side, families, codes) in [("seed", &seed, &seed_codes), ("ours", &mine, &our_codes)] {
+    let (parsed, shapes) = same_shapes(&seed, &service, "after the requests").await;
+    report += &shapes;
+    // The counts: both sides saw the same requests; each side's codes are its own draws.
+    for ([theirs, mine], format) in parsed.iter().zip(["text 0.0.4", "OpenMetrics"]) {
+        for (side, families, codes) in [("seed", theirs, &seed_codes), ("ours", mine, &our_codes)] {
             let requests = 3 + pairs;
             let counted = families["request_count"].value("request_count_total", "");
             assert_eq!(
@@ -180,7 +194,7 @@ async fn the_exposition_matches_the_seeds_family_for_family() {
                 f64::from(requests),
                 "{side} {format}: request_count_total"
             );
-            for (summary, sample) in [
+            for (family, sample) in [
                 (
                     "request_processing_seconds",
                     "request_processing_seconds_count",
@@ -188,15 +202,15 @@ async fn the_exposition_matches_the_seeds_family_for_family() {
                 ("request_duration_seconds", "request_duration_seconds_count"),
             ] {
                 assert_eq!(
-                    families[summary].value(sample, ""),
+                    families[family].value(sample, ""),
                     3.0,
                     "{side} {format} {sample}"
                 );
             }
-            let codes_family = &families["response_code_count"];
+            let answered = &families["response_code_count"];
             for (code, n) in codes {
                 let seen =
-                    codes_family.value("response_code_count_total", &format!("status_code={code}"));
+                    answered.value("response_code_count_total", &format!("status_code={code}"));
                 assert_eq!(
                     seen,
                     f64::from(*n),
@@ -210,9 +224,9 @@ async fn the_exposition_matches_the_seeds_family_for_family() {
                 "{side} {format}: error_count_total"
             );
             report += &format!(
-                "  {side}: request_count_total {requests}, codes {codes:?}, error_count_total {errors}\n"
+                "{format}, {side}: request_count_total {requests}, responses {codes:?}, error_count_total {errors}\n"
             );
         }
     }
-    println!("{report}");
+    crate::helpers::write_report("seed-comparison.txt", &report);
 }

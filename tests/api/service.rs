@@ -97,7 +97,7 @@ async fn promtool_finds_nothing_to_criticise() {
 
 #[tokio::test]
 async fn sigterm_drains_requests_in_flight_and_exits_zero() {
-    let mut service = Service::start(&["--min-delay", "1s", "--max-delay", "1s"]);
+    let mut service = Service::start(&["--min-delay", "4s", "--max-delay", "4s"]);
     let client = reqwest::Client::new();
     let requests: Vec<_> = (0..50)
         .map(|_| tokio::spawn(client.get(service.app_url("/")).send()))
@@ -105,14 +105,15 @@ async fn sigterm_drains_requests_in_flight_and_exits_zero() {
     in_flight_reaches(&service, 50).await;
 
     service.signal("TERM");
-    shutdown_begins(&service);
+    let begun = shutdown_begins(&service);
+    assert_eq!(
+        begun["in_flight"], 50,
+        "the drain began with every request in flight"
+    );
 
     // Draining: not ready, no new connections on the app listener, metrics still served.
     assert_eq!(get(&service.metrics_url("/readyz")).await.0, 503);
-    assert!(
-        TcpStream::connect(service.app).is_err(),
-        "the app listener still accepts"
-    );
+    refuses_connections(service.app);
     let during = scrape(&service.metrics_url("/metrics")).await;
     assert_eq!(sample(&during, "request_count_total"), 50.0);
 
@@ -128,6 +129,30 @@ async fn sigterm_drains_requests_in_flight_and_exits_zero() {
     service.wait_for_log(
         |e| e["message"] == "drained: every request answered",
         Duration::from_secs(1),
+    );
+}
+
+#[tokio::test]
+async fn the_drain_waits_for_the_work_of_a_client_that_left() {
+    let mut service = Service::start(&["--min-delay", "2s", "--max-delay", "2s"]);
+    let mut client = TcpStream::connect(service.app).unwrap();
+    std::io::Write::write_all(&mut client, b"GET / HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    in_flight_reaches(&service, 1).await;
+
+    drop(client);
+    service.signal("TERM");
+    let status = service.wait(Duration::from_secs(10));
+
+    assert_eq!(status.code(), Some(0));
+    let messages: Vec<_> = service
+        .logs()
+        .iter()
+        .filter_map(|e| e["message"].as_str().map(str::to_owned))
+        .filter(|m| m == "request processed" || m.starts_with("drained"))
+        .collect();
+    assert_eq!(
+        messages,
+        ["request processed", "drained: every request answered"]
     );
 }
 
@@ -192,10 +217,22 @@ async fn in_flight_reaches(service: &Service, n: u32) {
     }
 }
 
-/// Waits until the service logs that its shutdown has begun.
-fn shutdown_begins(service: &Service) {
+/// Waits until the service logs that its shutdown has begun; returns that log event.
+fn shutdown_begins(service: &Service) -> serde_json::Value {
     let begun = |e: &serde_json::Value| e["message"].as_str().unwrap().starts_with("shutting down");
-    service.wait_for_log(begun, Duration::from_secs(2));
+    service.wait_for_log(begun, Duration::from_secs(2))
+}
+
+/// Waits until `addr` refuses connections; panics after two seconds.
+fn refuses_connections(addr: std::net::SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while TcpStream::connect(addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "{addr} still accepts connections"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -271,4 +308,62 @@ fn help_lists_every_knob_with_its_environment_variable() {
             "{env} missing from --help"
         );
     }
+}
+
+#[tokio::test]
+async fn healthcheck_says_whether_the_service_is_ready() {
+    let healthcheck = |metrics_addr: &str| {
+        let out = Command::new(BIN)
+            .args([
+                "healthcheck",
+                "--metrics-addr",
+                metrics_addr,
+                "--timeout",
+                "1s",
+            ])
+            .output()
+            .unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), printed)
+    };
+    let service = Service::start(&["--min-delay", "30s", "--max-delay", "30s"]);
+    let addr = service.metrics.to_string();
+
+    let (code, printed) = healthcheck(&addr);
+    assert_eq!(code, Some(0), "{printed}");
+    assert_eq!(printed, format!("ready: http://{addr}/readyz\n"));
+
+    // Draining: not ready. A request in flight keeps the drain going.
+    let app = service.app;
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut stream = TcpStream::connect(app).unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    in_flight_reaches(&service, 1).await;
+    service.signal("TERM");
+    shutdown_begins(&service);
+    let (code, printed) = healthcheck(&addr);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        printed,
+        format!("error: http://{addr}/readyz: 503 Service Unavailable\n")
+    );
+    drop(service);
+
+    // Nothing there at all.
+    let (code, printed) = healthcheck(&addr);
+    assert_eq!(code, Some(1));
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+    assert!(
+        printed.starts_with(&format!("error: http://{addr}/readyz: ")),
+        "{printed}"
+    );
 }

@@ -1,0 +1,39 @@
+# The service's image: built in one stage, run from a minimal one.
+#
+#   docker build -t demo-service .
+#   docker run --rm -p 5000:5000 -p 8000:8000 demo-service
+
+# --- build --------------------------------------------------------------------------------
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+
+# The dependencies first, with placeholder sources: this layer is cached until Cargo.toml or
+# Cargo.lock change, so editing the service rebuilds only the service.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src \
+ && echo 'fn main() {}' > src/main.rs \
+ && touch src/lib.rs \
+ && cargo build --release --locked \
+ && rm -rf src
+
+# Then the service itself. Touching main.rs and lib.rs makes cargo rebuild them over the
+# placeholders, whose timestamps may be newer than the copied files'.
+COPY src ./src
+RUN touch src/main.rs src/lib.rs \
+ && cargo build --release --locked \
+ && cp target/release/demo-service /demo-service
+
+# --- run ----------------------------------------------------------------------------------
+# glibc and libgcc, CA certificates, a `nonroot` user (65532), and nothing else: no shell, no
+# package manager.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /demo-service /usr/local/bin/demo-service
+USER nonroot
+# 5000: the app (/, /simulate_error, /metrics). 8000: the metrics listener Prometheus scrapes.
+EXPOSE 5000 8000
+# No shell or curl here: the binary asks itself (GET /readyz on the metrics listener).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["/usr/local/bin/demo-service", "healthcheck"]
+# The service runs as PID 1 and handles SIGTERM itself: `docker stop` drains, then it exits 0.
+ENTRYPOINT ["/usr/local/bin/demo-service"]
+CMD ["serve"]

@@ -1,0 +1,487 @@
+//! The stack's configuration, proven: every dashboard query answers from a real Prometheus that
+//! scrapes the real service; every Prometheus configuration passes promtool; the compose file
+//! is valid and keeps its promises; the dashboard references only what exists.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{Prometheus, Service, free_port, pipe, promtool};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const DASHBOARD: &str = "grafana/dashboards/service-monitoring.json";
+
+/// Series that Prometheus itself writes for every target.
+const SCRAPE_SERIES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(Path::new(ROOT).join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn dashboard() -> Value {
+    serde_json::from_str(&read(DASHBOARD)).unwrap()
+}
+
+/// Every panel that queries (rows aside), with its title and the expressions of its targets.
+fn queries(dashboard: &Value) -> Vec<(String, Vec<String>)> {
+    dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] != "row")
+        .map(|p| {
+            let exprs = p["targets"]
+                .as_array()
+                .map(|ts| {
+                    ts.iter()
+                        .map(|t| t["expr"].as_str().unwrap_or("").to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (p["title"].as_str().unwrap().to_owned(), exprs)
+        })
+        .collect()
+}
+
+/// What Grafana would send: variables and `$__rate_interval` replaced.
+fn substitute(expr: &str, job: &str, instance: &str, rate_interval: &str) -> String {
+    expr.replace("$__rate_interval", rate_interval)
+        .replace("$instance", instance)
+        .replace("$job", job)
+}
+
+/// The configuration of the native stack, as `scripts/stack prometheus-config` derives it.
+fn native_config(app: SocketAddr, prometheus: SocketAddr, interval: Option<&str>) -> String {
+    let mut stack = Command::new(Path::new(ROOT).join("scripts/stack"));
+    stack.args([
+        "prometheus-config",
+        "--app",
+        &app.to_string(),
+        "--prometheus",
+        &prometheus.to_string(),
+    ]);
+    if let Some(interval) = interval {
+        stack.args(["--interval", interval]);
+    }
+    let out = stack.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn every_dashboard_query_answers_from_a_real_prometheus() {
+    let service = Service::start(&["--max-delay", "200ms", "--users-interval", "1s"]);
+    let prometheus_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let config = native_config(service.metrics, prometheus_addr, Some("1s"));
+    let prometheus = Prometheus::start(prometheus_addr, &config).await;
+
+    // Traffic of every kind the dashboard shows, until the queries are done.
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let (stop, app) = (stop.clone(), service.app_url(""));
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while !stop.load(Ordering::Relaxed) {
+                for path in ["/", "/simulate_error", "/simulate_error", "/nope"] {
+                    let _ = client.get(format!("{app}{path}")).send().await;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    // Enough scrapes for every rate() window: ten seconds of them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prometheus
+        .query("count_over_time(request_count_total[1m]) >= 10")
+        .await
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus did not scrape the service"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let instance = service.metrics.to_string();
+    let mut report = String::from("\npanel | query (job=flask_app) | value\n");
+    let mut empty = Vec::new();
+    for (title, exprs) in queries(&dashboard()) {
+        for expr in exprs {
+            // As the dashboard opens (All), and with one job and instance chosen.
+            for (job, instance) in [(".*", ".*"), ("flask_app", instance.as_str())] {
+                let query = substitute(&expr, job, instance, "10s");
+                let result = prometheus.query(&query).await;
+                let values: Vec<f64> = result
+                    .iter()
+                    .filter_map(|s| s["value"][1].as_str()?.parse().ok())
+                    .filter(|v: &f64| v.is_finite())
+                    .collect();
+                if values.is_empty() {
+                    empty.push(format!("{title}: {query} -> {result:?}"));
+                } else if job != ".*" {
+                    let shown: Vec<String> =
+                        values.iter().take(3).map(|v| format!("{v:.4}")).collect();
+                    report += &format!("{title} | {query} | {}\n", shown.join(", "));
+                }
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = traffic.await;
+    crate::helpers::write_report("dashboard-queries.txt", &report);
+    assert!(
+        empty.is_empty(),
+        "panels without data:\n{}",
+        empty.join("\n")
+    );
+}
+
+#[test]
+fn the_dashboard_is_well_formed() {
+    let dashboard = dashboard();
+    assert_eq!(dashboard["uid"], "service-monitoring");
+    assert_eq!(dashboard["title"], "Service Monitoring");
+
+    let provisioned = read("grafana/provisioning/datasources/prometheus.yml");
+    let uid = provisioned
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("uid: "))
+        .expect("the data source has a uid");
+    let mut ids = BTreeSet::new();
+    let mut uids = BTreeSet::new();
+    collect_datasource_uids(&dashboard, &mut uids);
+    assert_eq!(
+        uids,
+        BTreeSet::from([uid.to_owned()]),
+        "every data source is the provisioned one"
+    );
+
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(variables, ["job", "instance"]);
+
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let id = panel["id"].as_u64().expect("every panel has an id");
+        assert!(ids.insert(id), "panel id {id} is used twice");
+        if panel["type"] != "row" {
+            let title = panel["title"].as_str().unwrap();
+            let description = panel["description"].as_str().unwrap_or("");
+            assert!(
+                description.len() > 40,
+                "{title}: no description worth the name"
+            );
+        }
+    }
+
+    let known = exposed_series_names();
+    for (title, exprs) in queries(&dashboard) {
+        assert!(!exprs.is_empty(), "{title}: no query");
+        for expr in exprs {
+            assert!(
+                !expr.trim().is_empty(),
+                "{title}: a target without an expression"
+            );
+            let selectors = selectors(&expr);
+            assert!(!selectors.is_empty(), "{title}: {expr} selects nothing");
+            for (metric, matchers) in selectors {
+                assert!(
+                    known.contains(&metric) || SCRAPE_SERIES.contains(&metric.as_str()),
+                    "{title}: {metric} is not in the service's exposition"
+                );
+                for variable in ["job=~\"$job\"", "instance=~\"$instance\""] {
+                    assert!(
+                        matchers.contains(variable),
+                        "{title}: {metric} ignores {variable}"
+                    );
+                }
+            }
+            for window in ranges(&expr) {
+                assert_eq!(
+                    window, "$__rate_interval",
+                    "{title}: a fixed window in {expr}"
+                );
+            }
+        }
+    }
+}
+
+fn collect_datasource_uids(value: &Value, uids: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            // `-- Grafana --` is Grafana's own data source, for annotations.
+            if let Some(uid) = map
+                .get("datasource")
+                .and_then(|d| d.get("uid"))
+                .and_then(Value::as_str)
+                .filter(|uid| !uid.starts_with("-- "))
+            {
+                uids.insert(uid.to_owned());
+            }
+            map.values().for_each(|v| collect_datasource_uids(v, uids));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_datasource_uids(v, uids)),
+        _ => {}
+    }
+}
+
+/// The metric selectors of an expression: each name written right before `{`, with what the
+/// braces hold. (Every selector of the dashboard has braces: it must filter on the variables.)
+fn selectors(expr: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let bytes = expr.as_bytes();
+    for (i, _) in expr.match_indices('{') {
+        let start = expr[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .map_or(0, |p| p + 1);
+        let name = &expr[start..i];
+        let end = i + expr[i..].find('}').expect("braces close");
+        if !name.is_empty() && !bytes[start].is_ascii_digit() {
+            found.push((name.to_owned(), expr[i + 1..end].to_owned()));
+        }
+    }
+    found
+}
+
+/// The range windows (`[5m]`) of an expression.
+fn ranges(expr: &str) -> Vec<&str> {
+    expr.match_indices('[')
+        .map(|(i, _)| &expr[i + 1..i + expr[i..].find(']').unwrap()])
+        .collect()
+}
+
+/// Every sample name the service exposes once it has answered each kind of request.
+fn exposed_series_names() -> BTreeSet<String> {
+    let service = Service::start(&["--max-delay", "0s", "--error-rate", "0.5"]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let exposition = runtime.block_on(async {
+        for path in [
+            "/",
+            "/simulate_error",
+            "/simulate_error",
+            "/simulate_error",
+            "/nope",
+        ] {
+            reqwest::get(service.app_url(path)).await.unwrap();
+        }
+        reqwest::get(service.metrics_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_prometheus_config_passes_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = dir.path().join("native.yml");
+    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    std::fs::write(&native, native_config(loopback(8000), loopback(9090), None)).unwrap();
+    let compose = Path::new(ROOT).join("prometheus/prometheus.yml");
+    for config in [compose.as_path(), native.as_path()] {
+        let out = Command::new(promtool())
+            .args(["check", "config"])
+            .arg(config)
+            .output()
+            .expect("run promtool (apt-get install prometheus)");
+        assert!(
+            out.status.success(),
+            "promtool check config {}:\n{}{}",
+            config.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The native configuration differs from the compose one in its targets only.
+    let native = std::fs::read_to_string(&native).unwrap();
+    let compose = std::fs::read_to_string(&compose).unwrap();
+    let differ: Vec<_> = compose
+        .lines()
+        .zip(native.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(
+        differ,
+        [
+            (
+                r#"      - targets: ["app:8000"]"#,
+                r#"      - targets: ["127.0.0.1:8000"]"#
+            ),
+            (
+                r#"      - targets: ["localhost:9090"]"#,
+                r#"      - targets: ["127.0.0.1:9090"]"#
+            ),
+        ]
+    );
+}
+
+/// The compose file as `docker-compose config` resolves it with `env`, as JSON.
+fn compose_config(env: &[(&str, &str)]) -> Value {
+    // An empty env file, so that a developer's own .env does not count.
+    let no_env = tempfile::NamedTempFile::new().unwrap();
+    let out = Command::new("docker-compose")
+        .current_dir(ROOT)
+        .arg("--env-file")
+        .arg(no_env.path())
+        .arg("config")
+        .env_remove("BIND_ADDRESS")
+        .env_remove("GRAFANA_ADMIN_PASSWORD")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run docker-compose (apt-get install docker-compose)");
+    assert!(
+        out.status.success(),
+        "docker-compose config:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let json = pipe(
+        Command::new("python3").args([
+            "-c",
+            "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)",
+        ]),
+        &yaml,
+    );
+    assert!(
+        json.status.success(),
+        "{}",
+        String::from_utf8_lossy(&json.stderr)
+    );
+    serde_json::from_slice(&json.stdout).unwrap()
+}
+
+#[test]
+fn the_compose_file_is_valid_and_keeps_its_promises() {
+    assert!(
+        !read("docker-compose.yml")
+            .lines()
+            .any(|l| l.starts_with("version:")),
+        "no version key"
+    );
+    let config = compose_config(&[]);
+    let services = config["services"].as_object().unwrap();
+    assert_eq!(
+        services.keys().collect::<Vec<_>>(),
+        ["app", "grafana", "prometheus"]
+    );
+
+    for (name, service) in services {
+        assert!(
+            service["healthcheck"]["test"].is_array(),
+            "{name}: no healthcheck"
+        );
+        assert_eq!(service["restart"], "unless-stopped", "{name}");
+        assert_eq!(
+            service["read_only"], true,
+            "{name}: root filesystem not read-only"
+        );
+        assert_eq!(service["cap_drop"], serde_json::json!(["ALL"]), "{name}");
+        assert_eq!(
+            service["security_opt"],
+            serde_json::json!(["no-new-privileges:true"]),
+            "{name}"
+        );
+        let user = service["user"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no user"));
+        assert!(
+            !user.starts_with("0:") && !user.starts_with("root"),
+            "{name} runs as root"
+        );
+        for port in service["ports"].as_array().unwrap() {
+            let port = port.as_str().unwrap();
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{name} publishes {port} beyond loopback"
+            );
+        }
+        if let Some(image) = service["image"].as_str().filter(|_| name != "app") {
+            let tag = image.rsplit_once(':').map_or("", |(_, tag)| tag);
+            assert!(
+                tag.chars().any(|c| c.is_ascii_digit()),
+                "{name}: image {image} is not pinned"
+            );
+        }
+    }
+    // Start-up order: Grafana waits for a healthy Prometheus, Prometheus for a started app.
+    assert_eq!(
+        services["grafana"]["depends_on"]["prometheus"]["condition"],
+        "service_healthy"
+    );
+    assert_eq!(
+        services["prometheus"]["depends_on"]["app"]["condition"],
+        "service_started"
+    );
+    // History survives re-creation, for a bounded time.
+    let volumes: BTreeSet<_> = config["volumes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        volumes,
+        BTreeSet::from(["grafana_data".to_owned(), "prometheus_data".to_owned()])
+    );
+    let command = services["prometheus"]["command"].as_array().unwrap();
+    assert!(
+        command
+            .iter()
+            .any(|c| c == "--storage.tsdb.retention.time=15d")
+    );
+    // Grafana: the seed's admin/admin only as the fallback; no sign-up, no anonymous access.
+    let grafana = &services["grafana"]["environment"];
+    assert_eq!(grafana["GF_SECURITY_ADMIN_PASSWORD"], "admin");
+    assert_eq!(grafana["GF_USERS_ALLOW_SIGN_UP"], "false");
+    assert_eq!(grafana["GF_AUTH_ANONYMOUS_ENABLED"], "false");
+
+    // The environment moves what it says it moves.
+    let config = compose_config(&[
+        ("BIND_ADDRESS", "0.0.0.0"),
+        ("GRAFANA_ADMIN_PASSWORD", "s3cret"),
+    ]);
+    let ports: BTreeMap<_, _> = config["services"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, s)| (name.clone(), s["ports"][0].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(
+        ports.values().all(|p| p.starts_with("0.0.0.0:")),
+        "{ports:?}"
+    );
+    assert_eq!(
+        config["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"],
+        "s3cret"
+    );
+}
