@@ -35,6 +35,209 @@ pub enum Command {
     /// Exit 0 if the service on this machine is ready, 1 if not: a container healthcheck that
     /// needs no shell or curl.
     Healthcheck(HealthcheckArgs),
+    /// Send traffic to a service: open loop at a rate, or closed loop at a concurrency.
+    Load(LoadArgs),
+}
+
+/// The shapes of open-loop traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShapeKind {
+    /// Always --rate.
+    Constant,
+    /// --rate ± --amplitude, a sine wave of --period.
+    Sine,
+    /// --rate, with --burst-rate for --burst-length at the start of every --period.
+    Bursts,
+    /// From --ramp-from to --rate over --period, then --rate.
+    Ramp,
+}
+
+/// How a load run reports at its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// A summary for people.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// What `load` sends, how, and for how long. Without --duration or --requests it runs until
+/// Ctrl-C; the summary comes at the end either way.
+#[derive(Clone, Debug, Args)]
+pub struct LoadArgs {
+    /// The service's base URL (plain HTTP).
+    #[arg(long, env = "DEMO_SERVICE_LOAD_TARGET", default_value = "http://127.0.0.1:5000", value_parser = target)]
+    pub target: hyper::Uri,
+
+    /// The paths to ask for, with weights: PATH=WEIGHT,... (any path of the target).
+    #[arg(
+        long,
+        env = "DEMO_SERVICE_LOAD_MIX",
+        default_value = "/=1,/simulate_error=1"
+    )]
+    pub mix: crate::load::Mix,
+
+    /// Open loop: requests per second, sent whatever the answers take [default: 10].
+    #[arg(long, env = "DEMO_SERVICE_LOAD_RATE", value_parser = rate, conflicts_with = "concurrency")]
+    pub rate: Option<f64>,
+
+    /// Closed loop: this many requests in flight, each sent when the last one is answered.
+    #[arg(long, env = "DEMO_SERVICE_LOAD_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+
+    /// How the rate of an open loop changes over time.
+    #[arg(long, env = "DEMO_SERVICE_LOAD_SHAPE", value_enum, default_value_t = ShapeKind::Constant)]
+    pub shape: ShapeKind,
+
+    /// The period of a sine or of bursts, or the length of a ramp.
+    #[arg(long, env = "DEMO_SERVICE_LOAD_PERIOD", default_value = "60s", value_parser = positive_duration)]
+    pub period: Duration,
+
+    /// How far a sine swings around --rate, as a fraction of it (0 to 1).
+    #[arg(long, env = "DEMO_SERVICE_LOAD_AMPLITUDE", default_value_t = 0.5, value_parser = probability)]
+    pub amplitude: f64,
+
+    /// The rate during a burst [default: 5 × --rate].
+    #[arg(long, env = "DEMO_SERVICE_LOAD_BURST_RATE", value_parser = rate)]
+    pub burst_rate: Option<f64>,
+
+    /// How long a burst lasts.
+    #[arg(long, env = "DEMO_SERVICE_LOAD_BURST_LENGTH", default_value = "5s", value_parser = positive_duration)]
+    pub burst_length: Duration,
+
+    /// The rate a ramp starts from.
+    #[arg(long, env = "DEMO_SERVICE_LOAD_RAMP_FROM", default_value_t = 0.0, value_parser = non_negative_rate)]
+    pub ramp_from: f64,
+
+    /// Stop after this long.
+    #[arg(long, env = "DEMO_SERVICE_LOAD_DURATION", value_parser = positive_duration)]
+    pub duration: Option<Duration>,
+
+    /// Stop after this many requests.
+    #[arg(long, env = "DEMO_SERVICE_LOAD_REQUESTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: Option<u64>,
+
+    /// The most requests in flight at once, each on its own connection (open loop).
+    #[arg(long, env = "DEMO_SERVICE_LOAD_CONNECTIONS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: u32,
+
+    /// How long a request may take, connecting included.
+    #[arg(long, env = "DEMO_SERVICE_LOAD_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub timeout: Duration,
+
+    /// The summary's format, on stdout.
+    #[arg(long, env = "DEMO_SERVICE_LOAD_OUTPUT", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    /// How often a progress line goes to stderr when it is not a terminal (a terminal gets a
+    /// live line).
+    #[arg(long, env = "DEMO_SERVICE_LOAD_PROGRESS_INTERVAL", default_value = "5s", value_parser = positive_duration)]
+    pub progress_interval: Duration,
+}
+
+impl LoadArgs {
+    /// The run these arguments describe, or what is wrong with them.
+    pub fn plan(&self) -> Result<crate::load::Plan, String> {
+        use crate::load::{Mode, Plan, Shape};
+        let mode = match (self.concurrency, self.shape) {
+            (Some(n), ShapeKind::Constant) => Mode::Closed(n),
+            (Some(_), shape) => {
+                let shape = shape
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default();
+                return Err(format!(
+                    "--shape {shape} needs an open loop: give --rate, not --concurrency"
+                ));
+            }
+            (None, kind) => {
+                let rate = self.rate.unwrap_or(10.0);
+                let period = self.period;
+                Mode::Open(match kind {
+                    ShapeKind::Constant => Shape::Constant { rate },
+                    ShapeKind::Sine => Shape::Sine {
+                        rate,
+                        amplitude: self.amplitude,
+                        period,
+                    },
+                    ShapeKind::Bursts => {
+                        if self.burst_length >= period {
+                            return Err(format!(
+                                "--burst-length ({}) must be shorter than --period ({})",
+                                humantime::format_duration(self.burst_length),
+                                humantime::format_duration(period)
+                            ));
+                        }
+                        let burst_rate = self.burst_rate.unwrap_or(5.0 * rate);
+                        Shape::Bursts {
+                            rate,
+                            burst_rate,
+                            length: self.burst_length,
+                            period,
+                        }
+                    }
+                    ShapeKind::Ramp => Shape::Ramp {
+                        from: self.ramp_from,
+                        rate,
+                        period,
+                    },
+                })
+            }
+        };
+        Ok(Plan {
+            target: self.target.clone(),
+            mix: self.mix.clone(),
+            mode,
+            duration: self.duration,
+            requests: self.requests,
+            connections: self.connections,
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// Parses the target: `http://host[:port]`, nothing after.
+fn target(s: &str) -> Result<hyper::Uri, String> {
+    let uri: hyper::Uri = s.parse().map_err(|e| format!("{s:?} is not a URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err("https is not supported: the service speaks plain HTTP".to_owned());
+        }
+        _ => return Err(format!("{s:?}: expected http://HOST:PORT")),
+    }
+    if uri.authority().is_none_or(|a| a.host().is_empty()) {
+        return Err(format!("{s:?}: expected http://HOST:PORT"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!(
+            "{s:?}: give the paths with --mix, not in the target"
+        ));
+    }
+    let authority = uri.authority().expect("checked above");
+    Ok(format!("http://{authority}")
+        .parse()
+        .expect("a URL of a valid authority"))
+}
+
+/// Parses a rate: requests per second, above 0.
+fn rate(s: &str) -> Result<f64, String> {
+    match non_negative_rate(s)? {
+        r if r > 0.0 => Ok(r),
+        _ => Err("a rate of 0 sends nothing: give a rate above 0".to_owned()),
+    }
+}
+
+fn non_negative_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if r.is_finite() && r >= 0.0 {
+        Ok(r)
+    } else {
+        Err(format!("{s} is not a rate (requests per second)"))
+    }
 }
 
 /// Where `healthcheck` asks.
@@ -224,6 +427,71 @@ mod tests {
         assert_eq!(probability("1"), Ok(1.0));
         for bad in ["-0.1", "1.01", "NaN", "inf", "abc", ""] {
             assert!(probability(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn load(args: &[&str]) -> Result<crate::load::Plan, String> {
+        let all = ["demo-service", "load"]
+            .into_iter()
+            .chain(args.iter().copied());
+        match Cli::try_parse_from(all)
+            .map_err(|e| e.to_string())?
+            .command()
+        {
+            Command::Load(load) => load.plan(),
+            other => Err(format!("not load: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn load_defaults_to_ten_a_second_of_the_seeds_two_paths() {
+        use crate::load::{Mode, Shape};
+        let plan = load(&[]).unwrap();
+        assert!(matches!(plan.mode, Mode::Open(Shape::Constant { rate }) if rate == 10.0));
+        assert_eq!(plan.target.to_string(), "http://127.0.0.1:5000/");
+        assert_eq!(plan.mix.to_string(), "/=1,/simulate_error=1");
+        assert_eq!((plan.duration, plan.requests), (None, None));
+        let plan = load(&["--concurrency", "4", "--requests", "100"]).unwrap();
+        assert!(matches!(plan.mode, Mode::Closed(4)));
+        let plan = load(&["--rate", "20", "--shape", "bursts"]).unwrap();
+        assert!(
+            matches!(plan.mode, Mode::Open(Shape::Bursts { burst_rate, .. }) if burst_rate == 100.0)
+        );
+    }
+
+    #[test]
+    fn bad_load_arguments_say_what_is_wrong() {
+        for (args, error) in [
+            (&["--rate", "0"][..], "a rate of 0 sends nothing"),
+            (&["--rate", "-5"], "unexpected argument"),
+            (&["--rate=-5"], "is not a rate"),
+            (
+                &["--rate", "5", "--concurrency", "2"],
+                "cannot be used with",
+            ),
+            (&["--concurrency", "0"], "0 is not in 1.."),
+            (
+                &["--concurrency", "2", "--shape", "sine"],
+                "--shape sine needs an open loop",
+            ),
+            (
+                &["--target", "https://example.org"],
+                "https is not supported",
+            ),
+            (&["--target", "127.0.0.1:5000"], "expected http://HOST:PORT"),
+            (
+                &["--target", "http://127.0.0.1:5000/simulate_error"],
+                "give the paths with --mix",
+            ),
+            (&["--mix", "/=often"], "is not a number"),
+            (
+                &["--shape", "bursts", "--burst-length", "2m"],
+                "must be shorter than --period",
+            ),
+            (&["--timeout", "0s"], "must be above zero"),
+        ] {
+            let e = load(args).unwrap_err();
+            assert!(e.contains(error), "{args:?}: {e}");
         }
     }
 

@@ -4,12 +4,16 @@
 pub mod config;
 /// `demo-service healthcheck`.
 pub mod healthcheck;
+/// `demo-service load`: the load generator.
+pub mod load;
 /// The exposition: the seed's families, RED metrics, the process.
 pub mod metrics;
 /// The app and metrics routers.
 pub mod routes;
 /// Binding, serving, draining.
 pub mod server;
+/// SIGTERM and SIGINT, as a stream.
+pub mod signals;
 /// What the handlers share.
 pub mod state;
 /// Logging setup.

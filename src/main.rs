@@ -1,8 +1,11 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use demo_service::config::{Cli, Command};
-use demo_service::server::{Server, Signals};
+use demo_service::config::{Cli, Command, Output};
+use demo_service::load::{self, Progress};
+use demo_service::server::Server;
+use demo_service::signals::Signals;
 use demo_service::{healthcheck, telemetry};
 use tokio::runtime::Builder;
 
@@ -42,6 +45,34 @@ fn main() -> ExitCode {
                 println!("ready: {url}");
             }
             report(checked.map(drop))
+        }
+        Command::Load(args) => {
+            let plan = match args.plan() {
+                Ok(plan) => plan,
+                Err(e) => return usage_error(&format!("error: {e}")),
+            };
+            let progress = if std::io::stderr().is_terminal() {
+                Progress::Terminal
+            } else {
+                Progress::Lines(args.progress_interval)
+            };
+            let runtime = Builder::new_multi_thread().enable_all().build();
+            let summary = runtime.map_err(anyhow::Error::from).and_then(|runtime| {
+                runtime.block_on(async { Ok(load::run(plan, Signals::os()?, progress).await) })
+            });
+            report(summary.and_then(|summary| {
+                match args.output {
+                    Output::Text => print!("{}", summary.to_text()),
+                    Output::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+                }
+                if summary.sent > 0 && summary.answered == 0 {
+                    anyhow::bail!(
+                        "no request got an answer from {}: is the service running?",
+                        summary.run.target
+                    );
+                }
+                Ok(())
+            }))
         }
     }
 }

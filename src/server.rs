@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::ServeArgs;
 use crate::metrics::Metrics;
+use crate::signals::Signals;
 use crate::state::{AppState, Knobs};
 use crate::{routes, users};
 
@@ -26,57 +27,6 @@ const BACKLOG: u32 = 4096;
 
 /// How long the metrics listener may take to close once the app listener has drained.
 const METRICS_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The signals that stop the server: the operating system's, or a test's.
-#[derive(Debug)]
-pub struct Signals(mpsc::Receiver<&'static str>);
-
-impl Signals {
-    /// SIGTERM and SIGINT (Ctrl-C), each time they arrive.
-    pub fn os() -> anyhow::Result<Self> {
-        let (tx, rx) = mpsc::channel(4);
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-            let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-            tokio::spawn(async move {
-                loop {
-                    let name = tokio::select! {
-                        _ = term.recv() => "SIGTERM",
-                        _ = int.recv() => "SIGINT",
-                    };
-                    if tx.send(name).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        #[cfg(not(unix))]
-        tokio::spawn(async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
-                if tx.send("Ctrl-C").await.is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Self(rx))
-    }
-
-    /// Signals sent by hand through the returned sender.
-    pub fn channel() -> (mpsc::Sender<&'static str>, Self) {
-        let (tx, rx) = mpsc::channel(4);
-        (tx, Self(rx))
-    }
-
-    /// The next signal; never returns if the senders are gone.
-    async fn next(&mut self) -> &'static str {
-        match self.0.recv().await {
-            Some(name) => name,
-            None => std::future::pending().await,
-        }
-    }
-}
 
 /// Both listeners, bound and ready to serve.
 #[derive(Debug)]

@@ -1,0 +1,336 @@
+//! `demo-service load`: steady, shaped traffic for the service, so that dashboards and alerts
+//! have something to show.
+//!
+//! Two ways to send. An *open loop* sends at a rate (constant, a sine, bursts, a ramp) whatever
+//! the service does, as independent users would; each request's latency counts from the moment
+//! it was due, so a service that stalls shows in the latency instead of silently slowing the
+//! generator down (no coordinated omission). A *closed loop* keeps a number of requests in
+//! flight, each sent when the previous one is answered, as a fixed pool of clients would.
+//! Either way at most `--connections` requests are in flight, each on a connection of its own.
+
+mod mix;
+mod report;
+mod schedule;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::Uri;
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+pub use mix::Mix;
+pub use report::{ErrorKind, Summary};
+pub use schedule::{Schedule, Shape};
+
+use crate::signals::Signals;
+use report::{Recorder, Run};
+
+/// How the run sends.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// At the rate of a shape.
+    Open(Shape),
+    /// With this many requests in flight.
+    Closed(u32),
+}
+
+/// Everything a run needs to know.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// `http://host:port`, without a path.
+    pub target: Uri,
+    pub mix: Mix,
+    pub mode: Mode,
+    pub duration: Option<Duration>,
+    pub requests: Option<u64>,
+    /// The most requests in flight at once (open loop).
+    pub connections: u32,
+    pub timeout: Duration,
+}
+
+/// Where progress goes while a run lasts.
+#[derive(Debug)]
+pub enum Progress {
+    /// A live line on a terminal, redrawn every second.
+    Terminal,
+    /// A plain line on stderr at this interval.
+    Lines(Duration),
+    /// Nothing.
+    Off,
+}
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// What every sending task shares.
+#[derive(Debug)]
+struct Sender {
+    client: HttpClient,
+    uris: Vec<Uri>,
+    timeout: Duration,
+    recorder: Recorder,
+}
+
+impl Sender {
+    /// Sends one request for `path` and records the outcome, its latency counted from `due`.
+    async fn send(&self, path: usize, due: Instant) {
+        let exchange = async {
+            let response = self
+                .client
+                .get(self.uris[path].clone())
+                .await
+                .map_err(|e| {
+                    if e.is_connect() {
+                        ErrorKind::Connect
+                    } else {
+                        ErrorKind::Io
+                    }
+                })?;
+            let status = response.status().as_u16();
+            // Read the body to its end, so that the connection can be used again.
+            response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|_| ErrorKind::Io)?;
+            Ok(status)
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(status)) => self.recorder.answered(path, status, due.elapsed()),
+            Ok(Err(kind)) => self.recorder.failed(path, kind),
+            Err(_) => self.recorder.failed(path, ErrorKind::Timeout),
+        }
+    }
+}
+
+/// Runs `plan` until its duration or request count is reached, or a signal arrives; then
+/// waits for the requests in flight (a second signal stops waiting) and sums up.
+pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summary {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(plan.timeout));
+    let client = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(plan.connections as usize)
+        .build(connector);
+    let paths: Vec<String> = plan.mix.paths().map(str::to_owned).collect();
+    let authority = plan.target.authority().expect("the target was validated");
+    let uris = paths
+        .iter()
+        .map(|path| {
+            format!("http://{authority}{path}")
+                .parse()
+                .expect("target and path were validated")
+        })
+        .collect();
+    let sender = Arc::new(Sender {
+        client,
+        uris,
+        timeout: plan.timeout,
+        recorder: Recorder::new(paths.len()),
+    });
+    let run = Run {
+        target: format!("http://{authority}"),
+        kind: match plan.mode {
+            Mode::Open(_) => "open",
+            Mode::Closed(_) => "closed",
+        },
+        shape: match &plan.mode {
+            Mode::Open(shape) => Some(describe(shape)),
+            Mode::Closed(_) => None,
+        },
+        concurrency: match plan.mode {
+            Mode::Open(_) => None,
+            Mode::Closed(n) => Some(n),
+        },
+        mix: plan.mix.to_string(),
+        paths,
+    };
+
+    let start = Instant::now();
+    let reporter = report_progress(progress, sender.clone(), start);
+    let mut tasks = JoinSet::new();
+    let (sending, interrupted) = match plan.mode.clone() {
+        Mode::Open(shape) => {
+            open_loop(&plan, shape, &sender, &mut tasks, &mut signals, start).await
+        }
+        Mode::Closed(n) => closed_loop(&plan, n, &sender, &mut tasks, &mut signals, start).await,
+    };
+    // The requests in flight end within their timeout; a second signal does not wait for them.
+    tokio::select! {
+        _ = async { while tasks.join_next().await.is_some() {} } => {}
+        _ = signals.next() => tasks.abort_all(),
+    }
+    reporter.abort();
+    let _ = reporter.await;
+    sender.recorder.summary(run, sending, interrupted)
+}
+
+/// Sends on the schedule of `shape`. Returns how long it sent, and whether a signal ended it.
+async fn open_loop(
+    plan: &Plan,
+    shape: Shape,
+    sender: &Arc<Sender>,
+    tasks: &mut JoinSet<()>,
+    signals: &mut Signals,
+    start: Instant,
+) -> (Duration, bool) {
+    let in_flight = Arc::new(Semaphore::new(plan.connections as usize));
+    for (sent, t) in (0u64..).zip(Schedule::new(shape)) {
+        let offset = Duration::from_secs_f64(t);
+        if let Some(duration) = plan.duration.filter(|&d| offset > d) {
+            return (duration, false);
+        }
+        if plan.requests.is_some_and(|n| sent >= n) {
+            return (start.elapsed(), false);
+        }
+        let due = start + offset;
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {}
+            _ = signals.next() => return (start.elapsed(), true),
+        }
+        // A request that must wait for a free connection is late, and its latency says so.
+        let permit = tokio::select! {
+            permit = in_flight.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = signals.next() => return (start.elapsed(), true),
+        };
+        let path = plan.mix.pick(&mut rand::rng());
+        sender.recorder.sent(path);
+        let sender = sender.clone();
+        tasks.spawn(async move {
+            sender.send(path, due).await;
+            drop(permit);
+        });
+        // Forget finished tasks as we go, so that a long run holds only those in flight.
+        while tasks.try_join_next().is_some() {}
+    }
+    unreachable!("a schedule never ends")
+}
+
+/// Keeps `n` requests in flight. Returns how long it sent, and whether a signal ended it.
+async fn closed_loop(
+    plan: &Plan,
+    n: u32,
+    sender: &Arc<Sender>,
+    tasks: &mut JoinSet<()>,
+    signals: &mut Signals,
+    start: Instant,
+) -> (Duration, bool) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let issued = Arc::new(AtomicU64::new(0));
+    let limit = plan.requests.unwrap_or(u64::MAX);
+    let mut workers = JoinSet::new();
+    for _ in 0..n {
+        let (sender, stop, issued, mix) = (
+            sender.clone(),
+            stop.clone(),
+            issued.clone(),
+            plan.mix.clone(),
+        );
+        workers.spawn(async move {
+            while !stop.load(Ordering::Relaxed) && issued.fetch_add(1, Ordering::Relaxed) < limit {
+                let path = mix.pick(&mut rand::rng());
+                sender.recorder.sent(path);
+                sender.send(path, Instant::now()).await;
+            }
+        });
+    }
+    let deadline = plan.duration.map(|d| start + d);
+    let ended = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    let interrupted = tokio::select! {
+        _ = async { while workers.join_next().await.is_some() {} } => false,
+        _ = ended => false,
+        _ = signals.next() => true,
+    };
+    let sending = start.elapsed();
+    // The workers finish the request they are in, and stop.
+    stop.store(true, Ordering::Relaxed);
+    tasks.spawn(async move { while workers.join_next().await.is_some() {} });
+    (sending, interrupted)
+}
+
+/// Writes progress until aborted.
+fn report_progress(
+    progress: Progress,
+    sender: Arc<Sender>,
+    start: Instant,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let (every, bar) = match progress {
+            Progress::Off => return,
+            Progress::Lines(every) => (every, None),
+            Progress::Terminal => {
+                let bar = ProgressBar::new_spinner();
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"),
+                );
+                (Duration::from_secs(1), Some(bar))
+            }
+        };
+        // Clears the live line when the run ends and this task is aborted.
+        struct Clear(Option<ProgressBar>);
+        impl Drop for Clear {
+            fn drop(&mut self) {
+                if let Some(bar) = &self.0 {
+                    bar.finish_and_clear();
+                }
+            }
+        }
+        let bar = Clear(bar);
+        let mut ticks = tokio::time::interval_at(start + every, every);
+        loop {
+            ticks.tick().await;
+            let line = sender.recorder.progress(start.elapsed());
+            match &bar.0 {
+                Some(bar) => bar.set_message(line),
+                None => eprintln!("{line}"),
+            }
+        }
+    })
+}
+
+/// A shape as the summary names it.
+fn describe(shape: &Shape) -> String {
+    match shape {
+        Shape::Constant { rate } => format!("constant {rate}/s"),
+        Shape::Sine {
+            rate,
+            amplitude,
+            period,
+        } => {
+            format!(
+                "sine {rate}/s ±{}% every {}",
+                amplitude * 100.0,
+                humantime::format_duration(*period)
+            )
+        }
+        Shape::Bursts {
+            rate,
+            burst_rate,
+            length,
+            period,
+        } => format!(
+            "{rate}/s with bursts of {burst_rate}/s for {} every {}",
+            humantime::format_duration(*length),
+            humantime::format_duration(*period)
+        ),
+        Shape::Ramp { from, rate, period } => {
+            format!(
+                "ramp {from}/s to {rate}/s over {}",
+                humantime::format_duration(*period)
+            )
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! What a load run counts, and how it tells: a progress line while it runs, a summary at the end
+//! (text for people, JSON for machines).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latencies are recorded in microseconds, from 1 µs to an hour, to 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Why a request got no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No connection: refused, unreachable, or the connect timed out.
+    Connect,
+    /// No answer within `--timeout`.
+    Timeout,
+    /// The connection broke while sending or receiving.
+    Io,
+}
+
+impl ErrorKind {
+    fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Io => "io",
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Counts {
+    pub sent: u64,
+    pub status: BTreeMap<u16, u64>,
+    pub errors: BTreeMap<ErrorKind, u64>,
+}
+
+impl Counts {
+    fn answered(&self) -> u64 {
+        self.status.values().sum()
+    }
+
+    fn failed(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+#[derive(Debug)]
+struct Stats {
+    all: Counts,
+    paths: Vec<Counts>,
+    latency: Histogram<u64>,
+    /// Latencies since the last progress line.
+    recent: Histogram<u64>,
+}
+
+/// Counts of a run, shared by its tasks.
+#[derive(Debug)]
+pub struct Recorder {
+    stats: Mutex<Stats>,
+}
+
+impl Recorder {
+    pub fn new(paths: usize) -> Self {
+        Self {
+            stats: Mutex::new(Stats {
+                all: Counts::default(),
+                paths: vec![Counts::default(); paths],
+                latency: histogram(),
+                recent: histogram(),
+            }),
+        }
+    }
+
+    fn stats(&self) -> std::sync::MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn sent(&self, path: usize) {
+        let mut stats = self.stats();
+        stats.all.sent += 1;
+        stats.paths[path].sent += 1;
+    }
+
+    pub fn answered(&self, path: usize, status: u16, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut stats = self.stats();
+        *stats.all.status.entry(status).or_default() += 1;
+        *stats.paths[path].status.entry(status).or_default() += 1;
+        stats.latency.saturating_record(micros);
+        stats.recent.saturating_record(micros);
+    }
+
+    pub fn failed(&self, path: usize, kind: ErrorKind) {
+        let mut stats = self.stats();
+        *stats.all.errors.entry(kind).or_default() += 1;
+        *stats.paths[path].errors.entry(kind).or_default() += 1;
+    }
+
+    /// The progress line: elapsed, sent, achieved rate, status codes, p99 since the last line.
+    pub fn progress(&self, elapsed: Duration) -> String {
+        let mut stats = self.stats();
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let mut line = format!(
+            "{:>5.0}s  sent {}  {:.1}/s ",
+            elapsed.as_secs_f64(),
+            stats.all.sent,
+            stats.all.sent as f64 / secs
+        );
+        for (status, n) in &stats.all.status {
+            let _ = write!(line, " {status}: {n}");
+        }
+        for (kind, n) in &stats.all.errors {
+            let _ = write!(line, " {}: {n}", kind.name());
+        }
+        if !stats.recent.is_empty() {
+            let p99 = Duration::from_micros(stats.recent.value_at_quantile(0.99));
+            let _ = write!(line, "  p99 {}", seconds(p99));
+        }
+        stats.recent.reset();
+        line
+    }
+
+    /// The summary of a run that sent for `sending`.
+    pub fn summary(&self, run: Run, sending: Duration, interrupted: bool) -> Summary {
+        let stats = self.stats();
+        let quantile = |q| stats.latency.value_at_quantile(q) as f64 / 1e6;
+        let latency = (!stats.latency.is_empty()).then(|| Latency {
+            p50: quantile(0.5),
+            p90: quantile(0.9),
+            p99: quantile(0.99),
+            max: stats.latency.max() as f64 / 1e6,
+            mean: stats.latency.mean() / 1e6,
+        });
+        let duration = sending.as_secs_f64();
+        Summary {
+            sent: stats.all.sent,
+            answered: stats.all.answered(),
+            failed: stats.all.failed(),
+            rate: if duration > 0.0 {
+                stats.all.sent as f64 / duration
+            } else {
+                0.0
+            },
+            duration_seconds: duration,
+            status: stats.all.status.clone(),
+            errors: stats.all.errors.clone(),
+            latency_seconds: latency,
+            paths: run
+                .paths
+                .iter()
+                .cloned()
+                .zip(stats.paths.iter().cloned())
+                .collect(),
+            interrupted,
+            run,
+        }
+    }
+}
+
+/// How the run was set up.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub target: String,
+    /// `open` (a rate) or `closed` (a concurrency).
+    #[serde(rename = "loop")]
+    pub kind: &'static str,
+    /// The shape and its rate, for an open loop.
+    pub shape: Option<String>,
+    pub concurrency: Option<u32>,
+    pub mix: String,
+    #[serde(skip)]
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub run: Run,
+    /// How long requests were sent for.
+    pub duration_seconds: f64,
+    pub sent: u64,
+    /// Requests that got an HTTP answer, whatever its status.
+    pub answered: u64,
+    /// Requests that got none (see `errors`).
+    pub failed: u64,
+    /// Requests sent per second.
+    pub rate: f64,
+    pub status: BTreeMap<u16, u64>,
+    pub errors: BTreeMap<ErrorKind, u64>,
+    /// Of the answered requests; for an open loop, from the moment each was due.
+    pub latency_seconds: Option<Latency>,
+    pub paths: BTreeMap<String, Counts>,
+    /// Ended by Ctrl-C or SIGTERM.
+    pub interrupted: bool,
+}
+
+impl Summary {
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let run = &self.run;
+        let how = match (&run.shape, run.concurrency) {
+            (Some(shape), _) => format!("open loop, {shape}"),
+            (None, Some(c)) => format!("closed loop, {c} at a time"),
+            (None, None) => String::new(),
+        };
+        let _ = writeln!(out, "load: {} against {}, mix {}", how, run.target, run.mix);
+        if self.interrupted {
+            let _ = writeln!(out, "interrupted");
+        }
+        let _ = writeln!(out, "duration   {:.2} s", self.duration_seconds);
+        let _ = writeln!(
+            out,
+            "requests   {} sent, {} answered, {} without answer",
+            self.sent, self.answered, self.failed
+        );
+        let _ = writeln!(out, "rate       {:.2} requests/s", self.rate);
+        let status: Vec<String> = self
+            .status
+            .iter()
+            .map(|(s, n)| format!("{s}: {n}"))
+            .collect();
+        let _ = writeln!(out, "status     {}", or_none(&status));
+        let errors: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(k, n)| format!("{}: {n}", k.name()))
+            .collect();
+        let _ = writeln!(out, "errors     {}", or_none(&errors));
+        if let Some(l) = &self.latency_seconds {
+            let _ = writeln!(
+                out,
+                "latency    p50 {}  p90 {}  p99 {}  max {}",
+                seconds(Duration::from_secs_f64(l.p50)),
+                seconds(Duration::from_secs_f64(l.p90)),
+                seconds(Duration::from_secs_f64(l.p99)),
+                seconds(Duration::from_secs_f64(l.max)),
+            );
+        }
+        for (path, counts) in &self.paths {
+            let status: Vec<String> = counts
+                .status
+                .iter()
+                .map(|(s, n)| format!("{s}: {n}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {path:<20} {} sent  {}",
+                counts.sent,
+                or_none(&status)
+            );
+        }
+        out
+    }
+}
+
+fn or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join("  ")
+    }
+}
+
+/// A duration as people read it: `850µs`, `12.3ms`, `4.87s`.
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 {
+        format!("{s:.2}s")
+    } else if s >= 0.001 {
+        format!("{:.1}ms", s * 1e3)
+    } else {
+        format!("{:.0}µs", s * 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run() -> Run {
+        Run {
+            target: "http://127.0.0.1:5000".into(),
+            kind: "open",
+            shape: Some("constant 10/s".into()),
+            concurrency: None,
+            mix: "/=1,/simulate_error=1".into(),
+            paths: vec!["/".into(), "/simulate_error".into()],
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_what_was_recorded() {
+        let recorder = Recorder::new(2);
+        for i in 1..=100u64 {
+            recorder.sent(0);
+            recorder.answered(0, 200, Duration::from_millis(i));
+        }
+        recorder.sent(1);
+        recorder.answered(1, 500, Duration::from_millis(1));
+        recorder.sent(1);
+        recorder.failed(1, ErrorKind::Timeout);
+
+        let s = recorder.summary(run(), Duration::from_secs(2), false);
+
+        assert_eq!((s.sent, s.answered, s.failed), (102, 101, 1));
+        assert_eq!(s.rate, 51.0);
+        assert_eq!(s.status, BTreeMap::from([(200, 100), (500, 1)]));
+        assert_eq!(s.errors, BTreeMap::from([(ErrorKind::Timeout, 1)]));
+        let latency = s.latency_seconds.as_ref().unwrap();
+        assert!((latency.p50 - 0.050).abs() < 0.001, "{}", latency.p50);
+        assert!((latency.p99 - 0.099).abs() < 0.001, "{}", latency.p99);
+        assert!((latency.max - 0.100).abs() < 0.001, "{}", latency.max);
+        assert_eq!(s.paths["/simulate_error"].sent, 2);
+
+        let json: serde_json::Value = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["status"]["500"], 1);
+        assert_eq!(json["errors"]["timeout"], 1);
+        assert_eq!(json["run"]["loop"], "open");
+        let text = s.to_text();
+        assert!(
+            text.contains("requests   102 sent, 101 answered, 1 without answer"),
+            "{text}"
+        );
+        assert!(text.contains("status     200: 100  500: 1"), "{text}");
+    }
+
+    #[test]
+    fn progress_reports_the_recent_p99_then_forgets_it() {
+        let recorder = Recorder::new(1);
+        recorder.sent(0);
+        recorder.answered(0, 200, Duration::from_millis(250));
+        let line = recorder.progress(Duration::from_secs(2));
+        // The histogram keeps three significant digits.
+        assert!(
+            line.starts_with("    2s  sent 1  0.5/s  200: 1  p99 250."),
+            "{line}"
+        );
+        assert!(!recorder.progress(Duration::from_secs(3)).contains("p99"));
+    }
+}
