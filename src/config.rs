@@ -117,7 +117,8 @@ pub struct LoadArgs {
     #[arg(long, env = "DEMO_SERVICE_LOAD_REQUESTS", value_parser = clap::value_parser!(u64).range(1..))]
     pub requests: Option<u64>,
 
-    /// The most requests in flight at once, each on its own connection (open loop).
+    /// The most requests in flight at once in an open loop, each on its own connection (a closed
+    /// loop has --concurrency in flight).
     #[arg(long, env = "DEMO_SERVICE_LOAD_CONNECTIONS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub connections: u32,
 
@@ -220,11 +221,18 @@ fn target(s: &str) -> Result<hyper::Uri, String> {
         .expect("a URL of a valid authority"))
 }
 
-/// Parses a rate: requests per second, above 0.
+/// The lowest rate: one request in 1000 s.
+const MIN_RATE: f64 = 0.001;
+
+/// Parses a rate: requests per second, at least [`MIN_RATE`].
 fn rate(s: &str) -> Result<f64, String> {
-    match non_negative_rate(s)? {
-        r if r > 0.0 => Ok(r),
-        _ => Err("a rate of 0 sends nothing: give a rate above 0".to_owned()),
+    let r = non_negative_rate(s)?;
+    if r == 0.0 {
+        Err("a rate of 0 sends nothing: give a rate above 0".to_owned())
+    } else if r < MIN_RATE {
+        Err(format!("{s} is below the lowest rate, {MIN_RATE}/s"))
+    } else {
+        Ok(r)
     }
 }
 
@@ -463,6 +471,7 @@ mod tests {
     fn bad_load_arguments_say_what_is_wrong() {
         for (args, error) in [
             (&["--rate", "0"][..], "a rate of 0 sends nothing"),
+            (&["--rate", "1e-9"], "below the lowest rate"),
             (&["--rate", "-5"], "unexpected argument"),
             (&["--rate=-5"], "is not a rate"),
             (

@@ -63,6 +63,9 @@ impl FromStr for Mix {
             if !(weight.is_finite() && weight >= 0.0) {
                 return Err(format!("{entry}: a weight is a number of 0 or more"));
             }
+            if entries.iter().any(|(p, _)| p == path) {
+                return Err(format!("{path} is in the mix twice: give it one weight"));
+            }
             entries.push((path.to_owned(), weight));
         }
         let index = WeightedIndex::new(entries.iter().map(|(_, w)| *w))
@@ -114,6 +117,7 @@ mod tests {
             ("/=inf", "a weight is a number of 0 or more"),
             ("/=0,/simulate_error=0", "every weight is 0"),
             ("/a b=1", "not a valid path"),
+            ("/=1,/simulate_error,/=2", "/ is in the mix twice"),
         ] {
             let e = mix.parse::<Mix>().unwrap_err();
             assert!(e.contains(error), "{mix:?}: {e}");

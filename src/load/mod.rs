@@ -80,8 +80,9 @@ struct Sender {
 }
 
 impl Sender {
-    /// Sends one request for `path` and records the outcome, its latency counted from `due`.
-    async fn send(&self, path: usize, due: Instant) {
+    /// Sends one request for `path` and records the outcome, its latency counted from `due`;
+    /// returns the error, if any.
+    async fn send(&self, path: usize, due: Instant) -> Option<ErrorKind> {
         let exchange = async {
             let response = self
                 .client
@@ -104,9 +105,18 @@ impl Sender {
             Ok(status)
         };
         match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(Ok(status)) => self.recorder.answered(path, status, due.elapsed()),
-            Ok(Err(kind)) => self.recorder.failed(path, kind),
-            Err(_) => self.recorder.failed(path, ErrorKind::Timeout),
+            Ok(Ok(status)) => {
+                self.recorder.answered(path, status, due.elapsed());
+                None
+            }
+            Ok(Err(kind)) => {
+                self.recorder.failed(path, kind);
+                Some(kind)
+            }
+            Err(_) => {
+                self.recorder.timed_out(path, due.elapsed());
+                Some(ErrorKind::Timeout)
+            }
         }
     }
 }
@@ -157,7 +167,7 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summar
     let start = Instant::now();
     let reporter = report_progress(progress, sender.clone(), start);
     let mut tasks = JoinSet::new();
-    let (sending, interrupted) = match plan.mode.clone() {
+    let ended = match plan.mode.clone() {
         Mode::Open(shape) => {
             open_loop(&plan, shape, &sender, &mut tasks, &mut signals, start).await
         }
@@ -170,10 +180,26 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summar
     }
     reporter.abort();
     let _ = reporter.await;
-    sender.recorder.summary(run, sending, interrupted)
+    sender
+        .recorder
+        .summary(run, ended.sending, ended.unsent, ended.interrupted)
 }
 
-/// Sends on the schedule of `shape`. Returns how long it sent, and whether a signal ended it.
+/// How the sending ended.
+#[derive(Debug)]
+struct Ended {
+    /// How long it sent.
+    sending: Duration,
+    /// Requests due before the end that were never sent (open loop).
+    unsent: u64,
+    /// Whether a signal ended it.
+    interrupted: bool,
+}
+
+/// How long after its `--duration` an open loop may still send what was due before it.
+const END_SLACK: Duration = Duration::from_millis(50);
+
+/// Sends on the schedule of `shape` until the duration, the request count or a signal.
 async fn open_loop(
     plan: &Plan,
     shape: Shape,
@@ -181,25 +207,57 @@ async fn open_loop(
     tasks: &mut JoinSet<()>,
     signals: &mut Signals,
     start: Instant,
-) -> (Duration, bool) {
+) -> Ended {
     let in_flight = Arc::new(Semaphore::new(plan.connections as usize));
-    for (sent, t) in (0u64..).zip(Schedule::new(shape)) {
-        let offset = Duration::from_secs_f64(t);
-        if let Some(duration) = plan.duration.filter(|&d| offset > d) {
-            return (duration, false);
+    // A request due at the very end is still sent: the end is enforced a little after it.
+    let deadline = plan.duration.map(|d| start + d + END_SLACK);
+    let past_deadline = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(past_deadline);
+    let mut schedule = Schedule::new(shape);
+    let ended = |sending, unsent, interrupted| Ended {
+        sending,
+        unsent,
+        interrupted,
+    };
+    for sent in 0u64.. {
+        let offset = Duration::from_secs_f64(schedule.next().expect("a schedule never ends"));
+        if let Some(duration) = plan.duration {
+            // Due after the end; or due before it, but the end has come (the generator fell
+            // behind): what was due and not sent is counted.
+            if offset > duration {
+                return ended(duration, 0, false);
+            }
+            if start.elapsed() > duration + END_SLACK {
+                let late = 1 + schedule
+                    .by_ref()
+                    .take_while(|&t| t <= duration.as_secs_f64())
+                    .count();
+                return ended(duration, late as u64, false);
+            }
         }
         if plan.requests.is_some_and(|n| sent >= n) {
-            return (start.elapsed(), false);
+            return ended(start.elapsed(), 0, false);
         }
         let due = start + offset;
         tokio::select! {
             _ = tokio::time::sleep_until(due) => {}
-            _ = signals.next() => return (start.elapsed(), true),
+            _ = signals.next() => return ended(start.elapsed(), 0, true),
         }
         // A request that must wait for a free connection is late, and its latency says so.
         let permit = tokio::select! {
+            biased;
             permit = in_flight.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            _ = signals.next() => return (start.elapsed(), true),
+            _ = signals.next() => return ended(start.elapsed(), 0, true),
+            _ = &mut past_deadline => {
+                let duration = plan.duration.expect("a deadline comes from a duration");
+                let late = 1 + schedule.by_ref().take_while(|&t| t <= duration.as_secs_f64()).count();
+                return ended(duration, late as u64, false);
+            }
         };
         let path = plan.mix.pick(&mut rand::rng());
         sender.recorder.sent(path);
@@ -211,10 +269,14 @@ async fn open_loop(
         // Forget finished tasks as we go, so that a long run holds only those in flight.
         while tasks.try_join_next().is_some() {}
     }
-    unreachable!("a schedule never ends")
+    unreachable!("more requests than a u64 counts")
 }
 
-/// Keeps `n` requests in flight. Returns how long it sent, and whether a signal ended it.
+/// How long a closed-loop worker waits after a failed connection before it tries again, so that
+/// a target that is down is not hammered at full speed.
+const CONNECT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Keeps `n` requests in flight until the duration, the request count or a signal.
 async fn closed_loop(
     plan: &Plan,
     n: u32,
@@ -222,7 +284,7 @@ async fn closed_loop(
     tasks: &mut JoinSet<()>,
     signals: &mut Signals,
     start: Instant,
-) -> (Duration, bool) {
+) -> Ended {
     let stop = Arc::new(AtomicBool::new(false));
     let issued = Arc::new(AtomicU64::new(0));
     let limit = plan.requests.unwrap_or(u64::MAX);
@@ -238,7 +300,9 @@ async fn closed_loop(
             while !stop.load(Ordering::Relaxed) && issued.fetch_add(1, Ordering::Relaxed) < limit {
                 let path = mix.pick(&mut rand::rng());
                 sender.recorder.sent(path);
-                sender.send(path, Instant::now()).await;
+                if sender.send(path, Instant::now()).await == Some(ErrorKind::Connect) {
+                    tokio::time::sleep(CONNECT_BACKOFF).await;
+                }
             }
         });
     }
@@ -258,7 +322,11 @@ async fn closed_loop(
     // The workers finish the request they are in, and stop.
     stop.store(true, Ordering::Relaxed);
     tasks.spawn(async move { while workers.join_next().await.is_some() {} });
-    (sending, interrupted)
+    Ended {
+        sending,
+        unsent: 0,
+        interrupted,
+    }
 }
 
 /// Writes progress until aborted.

@@ -107,6 +107,18 @@ impl Recorder {
         *stats.paths[path].errors.entry(kind).or_default() += 1;
     }
 
+    /// A request given up after `latency`: an error, and a latency too, or the slowest
+    /// requests would vanish from the quantiles exactly when the service is overloaded.
+    pub fn timed_out(&self, path: usize, latency: Duration) {
+        self.failed(path, ErrorKind::Timeout);
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut stats = self.stats();
+        stats.latency.saturating_record(micros);
+        stats.recent.saturating_record(micros);
+    }
+
     /// The progress line: elapsed, sent, achieved rate, status codes, p99 since the last line.
     pub fn progress(&self, elapsed: Duration) -> String {
         let mut stats = self.stats();
@@ -131,8 +143,8 @@ impl Recorder {
         line
     }
 
-    /// The summary of a run that sent for `sending`.
-    pub fn summary(&self, run: Run, sending: Duration, interrupted: bool) -> Summary {
+    /// The summary of a run that sent for `sending`, and left `unsent` requests that were due.
+    pub fn summary(&self, run: Run, sending: Duration, unsent: u64, interrupted: bool) -> Summary {
         let stats = self.stats();
         let quantile = |q| stats.latency.value_at_quantile(q) as f64 / 1e6;
         let latency = (!stats.latency.is_empty()).then(|| Latency {
@@ -143,10 +155,13 @@ impl Recorder {
             mean: stats.latency.mean() / 1e6,
         });
         let duration = sending.as_secs_f64();
+        let (answered, failed) = (stats.all.answered(), stats.all.failed());
         Summary {
             sent: stats.all.sent,
-            answered: stats.all.answered(),
-            failed: stats.all.failed(),
+            answered,
+            failed,
+            unanswered: stats.all.sent - answered - failed,
+            unsent,
             rate: if duration > 0.0 {
                 stats.all.sent as f64 / duration
             } else {
@@ -203,11 +218,17 @@ pub struct Summary {
     pub answered: u64,
     /// Requests that got none (see `errors`).
     pub failed: u64,
+    /// Requests still in flight when a second signal ended the run.
+    pub unanswered: u64,
+    /// Requests of an open loop that were due before the end but never sent, because every
+    /// connection was busy: the service was slower than the rate allows at `--connections`.
+    pub unsent: u64,
     /// Requests sent per second.
     pub rate: f64,
     pub status: BTreeMap<u16, u64>,
     pub errors: BTreeMap<ErrorKind, u64>,
-    /// Of the answered requests; for an open loop, from the moment each was due.
+    /// Of the answered and the timed-out requests; for an open loop, from the moment each was
+    /// due.
     pub latency_seconds: Option<Latency>,
     pub paths: BTreeMap<String, Counts>,
     /// Ended by Ctrl-C or SIGTERM.
@@ -233,6 +254,20 @@ impl Summary {
             "requests   {} sent, {} answered, {} without answer",
             self.sent, self.answered, self.failed
         );
+        if self.unanswered > 0 {
+            let _ = writeln!(
+                out,
+                "           {} still in flight when stopped",
+                self.unanswered
+            );
+        }
+        if self.unsent > 0 {
+            let _ = writeln!(
+                out,
+                "           {} due but never sent: every connection was busy (see --connections)",
+                self.unsent
+            );
+        }
         let _ = writeln!(out, "rate       {:.2} requests/s", self.rate);
         let status: Vec<String> = self
             .status
@@ -318,19 +353,22 @@ mod tests {
         recorder.sent(1);
         recorder.answered(1, 500, Duration::from_millis(1));
         recorder.sent(1);
-        recorder.failed(1, ErrorKind::Timeout);
+        recorder.timed_out(1, Duration::from_secs(10));
+        recorder.sent(1);
 
-        let s = recorder.summary(run(), Duration::from_secs(2), false);
+        let s = recorder.summary(run(), Duration::from_secs(2), 7, false);
 
-        assert_eq!((s.sent, s.answered, s.failed), (102, 101, 1));
-        assert_eq!(s.rate, 51.0);
+        assert_eq!((s.sent, s.answered, s.failed), (103, 101, 1));
+        assert_eq!((s.unanswered, s.unsent), (1, 7));
+        assert_eq!(s.rate, 51.5);
         assert_eq!(s.status, BTreeMap::from([(200, 100), (500, 1)]));
         assert_eq!(s.errors, BTreeMap::from([(ErrorKind::Timeout, 1)]));
         let latency = s.latency_seconds.as_ref().unwrap();
         assert!((latency.p50 - 0.050).abs() < 0.001, "{}", latency.p50);
-        assert!((latency.p99 - 0.099).abs() < 0.001, "{}", latency.p99);
-        assert!((latency.max - 0.100).abs() < 0.001, "{}", latency.max);
-        assert_eq!(s.paths["/simulate_error"].sent, 2);
+        assert!((latency.p99 - 0.100).abs() < 0.001, "{}", latency.p99);
+        // The timeout counts as the slowest latency.
+        assert!((latency.max - 10.0).abs() < 0.01, "{}", latency.max);
+        assert_eq!(s.paths["/simulate_error"].sent, 3);
 
         let json: serde_json::Value = serde_json::to_value(&s).unwrap();
         assert_eq!(json["status"]["500"], 1);
@@ -338,9 +376,11 @@ mod tests {
         assert_eq!(json["run"]["loop"], "open");
         let text = s.to_text();
         assert!(
-            text.contains("requests   102 sent, 101 answered, 1 without answer"),
+            text.contains("requests   103 sent, 101 answered, 1 without answer"),
             "{text}"
         );
+        assert!(text.contains("1 still in flight when stopped"), "{text}");
+        assert!(text.contains("7 due but never sent"), "{text}");
         assert!(text.contains("status     200: 100  500: 1"), "{text}");
     }
 

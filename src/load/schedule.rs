@@ -94,8 +94,13 @@ impl Iterator for Schedule {
     fn next(&mut self) -> Option<f64> {
         loop {
             let rate = self.shape.rate_at(self.t);
+            // A constant rate needs no small steps: the next request is due in 1/rate.
+            let most = match self.shape {
+                Shape::Constant { .. } => f64::INFINITY,
+                _ => MAX_STEP,
+            };
             let step = if rate > 0.0 {
-                ((1.0 - self.credit) / rate).min(MAX_STEP)
+                ((1.0 - self.credit) / rate).min(most)
             } else {
                 MAX_STEP
             };

@@ -377,12 +377,25 @@ pub fn free_port() -> u16 {
 pub struct Prometheus {
     child: Child,
     pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Prometheus {
-    /// Starts Prometheus on `addr` with `config` and waits until it is ready.
-    pub async fn start(addr: SocketAddr, config: &str) -> Prometheus {
+    /// Starts Prometheus on a free loopback port, with the configuration `config` gives for
+    /// that address, and waits until it is ready. Another test may take the port first: then it
+    /// tries another.
+    pub async fn start(config: impl Fn(SocketAddr) -> String) -> Prometheus {
+        for _ in 0..3 {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            if let Some(prometheus) = Self::start_on(addr, &config(addr)).await {
+                return prometheus;
+            }
+        }
+        panic!("Prometheus did not start on three ports in a row");
+    }
+
+    /// Starts Prometheus on `addr`; `None` if it exits before it is ready (its port was taken).
+    async fn start_on(addr: SocketAddr, config: &str) -> Option<Prometheus> {
         let dir = tempfile::tempdir().unwrap();
         let config_file = dir.path().join("prometheus.yml");
         std::fs::write(&config_file, config).unwrap();
@@ -399,20 +412,28 @@ impl Prometheus {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("start {binary:?} (apt-get install prometheus): {e}"));
-        let prometheus = Prometheus {
-            child,
-            addr,
-            _dir: dir,
-        };
+        let mut prometheus = Prometheus { child, addr, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let ready = reqwest::get(format!("http://{addr}/-/ready")).await;
             if ready.is_ok_and(|r| r.status().is_success()) {
-                return prometheus;
+                return Some(prometheus);
             }
-            assert!(Instant::now() < deadline, "Prometheus not ready on {addr}");
+            if prometheus.child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Prometheus not ready on {addr}: {}",
+                prometheus.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// What Prometheus has logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
     }
 
     /// Runs an instant query; returns the `result` array. Panics if Prometheus refuses it.

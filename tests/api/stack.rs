@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{Prometheus, Service, free_port, pipe, promtool};
+use crate::helpers::{Prometheus, Service, pipe, promtool};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const DASHBOARD: &str = "grafana/dashboards/service-monitoring.json";
@@ -87,9 +87,8 @@ fn native_config(app: SocketAddr, prometheus: SocketAddr, interval: Option<&str>
 #[tokio::test]
 async fn every_dashboard_query_answers_from_a_real_prometheus() {
     let service = Service::start(&["--max-delay", "200ms", "--users-interval", "1s"]);
-    let prometheus_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let config = native_config(service.metrics, prometheus_addr, Some("1s"));
-    let prometheus = Prometheus::start(prometheus_addr, &config).await;
+    let prometheus =
+        Prometheus::start(|addr| native_config(service.metrics, addr, Some("1s"))).await;
 
     // Traffic of every kind the dashboard shows, until the queries are done.
     let stop = Arc::new(AtomicBool::new(false));
@@ -354,8 +353,9 @@ fn compose_config(env: &[(&str, &str)]) -> Value {
         .arg("--env-file")
         .arg(no_env.path())
         .arg("config")
-        .env_remove("BIND_ADDRESS")
-        .env_remove("GRAFANA_ADMIN_PASSWORD")
+        // Only what the test sets: a developer's own exports must not count either.
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .envs(env.iter().copied())
         .output()
         .expect("run docker-compose (apt-get install docker-compose)");
