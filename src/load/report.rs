@@ -62,6 +62,16 @@ struct Stats {
     recent: Histogram<u64>,
 }
 
+impl Stats {
+    fn record_latency(&mut self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.latency.saturating_record(micros);
+        self.recent.saturating_record(micros);
+    }
+}
+
 /// Counts of a run, shared by its tasks.
 #[derive(Debug)]
 pub struct Recorder {
@@ -91,14 +101,10 @@ impl Recorder {
     }
 
     pub fn answered(&self, path: usize, status: u16, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
         let mut stats = self.stats();
         *stats.all.status.entry(status).or_default() += 1;
         *stats.paths[path].status.entry(status).or_default() += 1;
-        stats.latency.saturating_record(micros);
-        stats.recent.saturating_record(micros);
+        stats.record_latency(latency);
     }
 
     pub fn failed(&self, path: usize, kind: ErrorKind) {
@@ -111,12 +117,7 @@ impl Recorder {
     /// requests would vanish from the quantiles exactly when the service is overloaded.
     pub fn timed_out(&self, path: usize, latency: Duration) {
         self.failed(path, ErrorKind::Timeout);
-        let micros = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let mut stats = self.stats();
-        stats.latency.saturating_record(micros);
-        stats.recent.saturating_record(micros);
+        self.stats().record_latency(latency);
     }
 
     /// The progress line: elapsed, sent, achieved rate, status codes, p99 since the last line.
