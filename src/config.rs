@@ -37,6 +37,28 @@ pub enum Command {
     Healthcheck(HealthcheckArgs),
     /// Send traffic to a service: open loop at a rate, or closed loop at a concurrency.
     Load(LoadArgs),
+    /// Receive Alertmanager's webhook notifications: log them, and show the latest.
+    Receiver(ReceiverArgs),
+}
+
+/// Where the alert receiver listens.
+#[derive(Clone, Debug, Args)]
+pub struct ReceiverArgs {
+    /// The address to listen on; Alertmanager posts to /alerts, people read /.
+    #[arg(
+        long,
+        env = "DEMO_SERVICE_RECEIVER_ADDR",
+        default_value = "0.0.0.0:9095"
+    )]
+    pub addr: SocketAddr,
+
+    /// How many notifications to keep.
+    #[arg(long, env = "DEMO_SERVICE_RECEIVER_KEEP", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
+
+    /// Log format on stdout; the level comes from RUST_LOG (default: info).
+    #[arg(long, env = "DEMO_SERVICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// The shapes of open-loop traffic.
@@ -330,6 +352,15 @@ pub struct ServeArgs {
     /// Log format on stdout; the level comes from RUST_LOG (default: info).
     #[arg(long, env = "DEMO_SERVICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Turns the admin API on (GET/PUT /admin/knobs on the metrics listener), with this bearer
+    /// token, at least 16 characters; off when unset or empty.
+    #[arg(long, env = "DEMO_SERVICE_ADMIN_TOKEN", value_parser = admin_token, hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// The longest delay /delay/{duration} grants; longer ones are refused with 400.
+    #[arg(long, env = "DEMO_SERVICE_MAX_FAULT_DELAY", default_value = "30s", value_parser = duration)]
+    pub max_fault_delay: Duration,
 }
 
 impl ServeArgs {
@@ -349,6 +380,20 @@ impl ServeArgs {
             ));
         }
         Ok(())
+    }
+}
+
+/// An admin token: long enough not to be guessed, without spaces; empty means none (so that
+/// `DEMO_SERVICE_ADMIN_TOKEN=` turns the API off).
+fn admin_token(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Ok(String::new())
+    } else if s.chars().count() < 16 {
+        Err("must be at least 16 characters".to_owned())
+    } else if s.chars().any(char::is_whitespace) {
+        Err("must not contain spaces".to_owned())
+    } else {
+        Ok(s.to_owned())
     }
 }
 

@@ -4,10 +4,14 @@
 pub mod config;
 /// `demo-service healthcheck`.
 pub mod healthcheck;
+/// The simulation's knobs, changeable at run time.
+pub mod knobs;
 /// `demo-service load`: the load generator.
 pub mod load;
 /// The exposition: the seed's families, RED metrics, the process.
 pub mod metrics;
+/// `demo-service receiver`: where alert notifications arrive.
+pub mod receiver;
 /// The app and metrics routers.
 pub mod routes;
 /// Binding, serving, draining.
@@ -20,3 +24,5 @@ pub mod state;
 pub mod telemetry;
 /// The simulated `current_users`.
 mod users;
+/// Weighted choices written as text (`200:0.9,500:0.1`).
+pub mod weighted;

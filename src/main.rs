@@ -6,7 +6,7 @@ use demo_service::config::{Cli, Command, Output};
 use demo_service::load::{self, Progress};
 use demo_service::server::Server;
 use demo_service::signals::Signals;
-use demo_service::{healthcheck, telemetry};
+use demo_service::{healthcheck, receiver, telemetry};
 use tokio::runtime::Builder;
 
 fn main() -> ExitCode {
@@ -45,6 +45,16 @@ fn main() -> ExitCode {
                 println!("ready: {url}");
             }
             report(checked.map(drop))
+        }
+        Command::Receiver(args) => {
+            let _logs = match telemetry::init(args.log_format) {
+                Ok(guard) => guard,
+                Err(e) => return usage_error(&format!("error: {e}")),
+            };
+            let runtime = Builder::new_current_thread().enable_all().build();
+            report(runtime.map_err(Into::into).and_then(|runtime| {
+                runtime.block_on(async { receiver::serve(&args, Signals::os()?).await })
+            }))
         }
         Command::Load(args) => {
             let plan = match args.plan() {

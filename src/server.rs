@@ -16,9 +16,10 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::ServeArgs;
+use crate::knobs::Knobs;
 use crate::metrics::Metrics;
 use crate::signals::Signals;
-use crate::state::{AppState, Knobs};
+use crate::state::{AppState, Settings};
 use crate::{routes, users};
 
 /// Connections the kernel may queue before the service accepts them: bursts of thousands of new
@@ -44,7 +45,11 @@ impl Server {
             .with_context(|| format!("cannot listen on {} (--app-addr)", args.app_addr))?;
         let metrics = listen(args.metrics_addr)
             .with_context(|| format!("cannot listen on {} (--metrics-addr)", args.metrics_addr))?;
-        let state = AppState::new(Arc::new(Metrics::new()), Knobs::from(args));
+        let settings = Settings {
+            admin_token: args.admin_token.clone().filter(|token| !token.is_empty()),
+            max_fault_delay: args.max_fault_delay,
+        };
+        let state = AppState::new(Arc::new(Metrics::new()), Knobs::from_args(args), settings);
         Ok(Self {
             app,
             metrics,
@@ -82,7 +87,7 @@ impl Server {
 
         let users = tokio::spawn(users::simulate(
             state.metrics.current_users.clone(),
-            args.users_min..=args.users_max,
+            state.knobs.clone(),
             args.users_interval,
         ));
         let (stop_app, app_stopped) = watch::channel(false);

@@ -1,43 +1,30 @@
-//! What the handlers share: the metrics, the simulation's knobs, and readiness.
+//! What the handlers share: the metrics, the knobs, the settings that do not change, and
+//! readiness.
 
-use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rand::RngExt;
+use arc_swap::ArcSwap;
 use tokio_util::task::TaskTracker;
 
-use crate::config::ServeArgs;
+use crate::knobs::Knobs;
 use crate::metrics::Metrics;
 
-/// The simulation's knobs.
+/// Settings fixed at start.
 #[derive(Clone, Debug)]
-pub struct Knobs {
-    /// The range `/` draws its processing time from.
-    pub delay: RangeInclusive<Duration>,
-    /// The probability that `/simulate_error` fails.
-    pub error_rate: f64,
+pub struct Settings {
+    /// The bearer token of the admin API; without one the API is off.
+    pub admin_token: Option<String>,
+    /// The longest delay `/delay/{duration}` grants.
+    pub max_fault_delay: Duration,
 }
 
-impl Knobs {
-    pub(crate) fn draw_delay(&self) -> Duration {
-        if self.delay.start() == self.delay.end() {
-            return *self.delay.start();
-        }
-        rand::rng().random_range(self.delay.clone())
-    }
-
-    pub(crate) fn draw_error(&self) -> bool {
-        rand::rng().random_bool(self.error_rate)
-    }
-}
-
-impl From<&ServeArgs> for Knobs {
-    fn from(args: &ServeArgs) -> Self {
+impl Default for Settings {
+    fn default() -> Self {
         Self {
-            delay: args.min_delay..=args.max_delay,
-            error_rate: args.error_rate,
+            admin_token: None,
+            max_fault_delay: Duration::from_secs(30),
         }
     }
 }
@@ -46,7 +33,9 @@ impl From<&ServeArgs> for Knobs {
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub metrics: Arc<Metrics>,
-    pub knobs: Arc<Knobs>,
+    /// Read on every request (a lock-free load), replaced whole by the admin API.
+    pub knobs: Arc<ArcSwap<Knobs>>,
+    pub settings: Arc<Settings>,
     /// The simulated work of `/`, which outlives its request when the client goes away; the
     /// drain waits for it too, so that no counted request goes unrecorded.
     pub work: TaskTracker,
@@ -54,10 +43,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(metrics: Arc<Metrics>, knobs: Knobs) -> Self {
+    pub fn new(metrics: Arc<Metrics>, knobs: Knobs, settings: Settings) -> Self {
         Self {
             metrics,
-            knobs: Arc::new(knobs),
+            knobs: Arc::new(ArcSwap::from_pointee(knobs)),
+            settings: Arc::new(settings),
             work: TaskTracker::new(),
             ready: Arc::new(AtomicBool::new(true)),
         }

@@ -4,20 +4,23 @@
 //! (Its thread dies after the first update: `Gauge.get()` does not exist in prometheus_client
 //! 0.11, so the seed's gauge never moves again. This one keeps moving, as the seed intends.)
 
-use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use prometheus_client::metrics::gauge::Gauge;
-use rand::RngExt;
 use tracing::info;
 
-/// Sets `gauge` to a uniformly random value in `range` now and after every `interval`, forever.
-pub(crate) async fn simulate(gauge: Gauge, range: RangeInclusive<u32>, interval: Duration) {
+use crate::knobs::Knobs;
+
+/// Sets `gauge` to a uniformly random value in the knobs' users range now and after every
+/// `interval`, forever; the range is read afresh each time.
+pub(crate) async fn simulate(gauge: Gauge, knobs: Arc<ArcSwap<Knobs>>, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let users = rand::rng().random_range(range.clone());
+        let users = knobs.load().draw_users();
         gauge.set(i64::from(users));
         info!(current_users = users, "current active users");
     }
@@ -30,7 +33,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_gauge_moves_within_its_range() {
         let gauge = Gauge::default();
-        let task = tokio::spawn(simulate(gauge.clone(), 10..=12, Duration::from_secs(5)));
+        let knobs = Knobs {
+            delay: Duration::ZERO..=Duration::ZERO,
+            error_rate: 0.0,
+            users: 10..=12,
+        };
+        let knobs = Arc::new(ArcSwap::from_pointee(knobs));
+        let task = tokio::spawn(simulate(gauge.clone(), knobs, Duration::from_secs(5)));
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..50 {
             tokio::time::sleep(Duration::from_secs(5)).await;

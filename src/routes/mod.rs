@@ -1,12 +1,15 @@
 //! The two routers: the app listener's and the metrics listener's.
 
+mod admin;
 mod exposition;
+pub mod faults;
 mod health;
 mod simulate;
 
 use std::any::Any;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
@@ -27,6 +30,8 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(exposition::metrics))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
+        .route("/status/{codes}", get(faults::status))
+        .route("/delay/{duration}", get(faults::delay))
         // `route_layer` sees the matched route; the fallback gets the same middleware itself.
         .route_layer(from_fn_with_state(red.clone(), red::record))
         .fallback(not_found.layer(from_fn_with_state(red, red::record)))
@@ -35,12 +40,17 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// The metrics listener, as the seed's `start_http_server(8000)`: the exposition, on every path
-/// as the Python client answers it (Prometheus asks for `/metrics`), and health. Not measured:
-/// scrapes are not traffic.
+/// as the Python client answers it (Prometheus asks for `/metrics`), health, and the admin API
+/// (which never goes on the public app listener). Not measured: scrapes are not traffic.
 pub fn metrics(state: AppState) -> Router {
+    let admin = get(admin::knobs)
+        .put(admin::change)
+        .route_layer(from_fn_with_state(state.clone(), admin::authorize))
+        .layer(DefaultBodyLimit::max(admin::BODY_LIMIT));
     Router::new()
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
+        .route("/admin/knobs", admin)
         .fallback(exposition::metrics)
         .layer(CatchPanicLayer::custom(panicked))
         .with_state(state)

@@ -14,7 +14,7 @@ use crate::state::AppState;
 /// `GET /`: counts the request, waits a processing time drawn from the delay range, records it.
 pub(crate) async fn process(State(state): State<AppState>) -> (StatusCode, &'static str) {
     let count = state.metrics.request_count.inc();
-    let drawn = state.knobs.draw_delay();
+    let drawn = state.knobs.load().draw_delay();
     if drawn.is_zero() {
         work(&state.metrics, count, drawn).await;
     } else {
@@ -51,7 +51,7 @@ async fn work(metrics: &Arc<Metrics>, count: u64, drawn: Duration) {
 pub(crate) async fn simulate_error(State(state): State<AppState>) -> (StatusCode, &'static str) {
     let metrics = &state.metrics;
     metrics.request_count.inc();
-    if state.knobs.draw_error() {
+    if state.knobs.load().draw_error() {
         let errors = metrics.error_count.inc();
         metrics.response_codes.inc(500);
         error!(total_errors = errors, "simulated error occurred");

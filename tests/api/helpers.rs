@@ -11,27 +11,19 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_demo-service");
 
-/// The service's binary, running with JSON logs on loopback ports of its own choosing.
-pub struct Service {
+/// demo-service running as a real process with JSON logs, which a thread collects.
+pub struct Process {
     child: Child,
-    pub app: SocketAddr,
-    pub metrics: SocketAddr,
     logs: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
-impl Service {
-    /// Starts `demo-service serve` with `args` and waits until it listens.
-    pub fn start(args: &[&str]) -> Service {
+impl Process {
+    /// Starts `demo-service ARGS --log-format json` and waits until it logs `listening`;
+    /// returns the process and that log event.
+    pub fn start(args: &[&str]) -> (Process, serde_json::Value) {
         let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--app-addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
-            .args(["--log-format", "json"])
             .args(args)
+            .args(["--log-format", "json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -46,25 +38,10 @@ impl Service {
                 sink.lock().unwrap().push(event);
             }
         });
-        let mut service = Service {
-            child,
-            app: ([0, 0, 0, 0], 0).into(),
-            metrics: ([0, 0, 0, 0], 0).into(),
-            logs,
-        };
+        let process = Process { child, logs };
         let listening =
-            service.wait_for_log(|e| e["message"] == "listening", Duration::from_secs(10));
-        service.app = listening["app"].as_str().unwrap().parse().unwrap();
-        service.metrics = listening["metrics"].as_str().unwrap().parse().unwrap();
-        service
-    }
-
-    pub fn app_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.app)
-    }
-
-    pub fn metrics_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.metrics)
+            process.wait_for_log(|e| e["message"] == "listening", Duration::from_secs(10));
+        (process, listening)
     }
 
     pub fn pid(&self) -> u32 {
@@ -121,10 +98,59 @@ impl Service {
     }
 }
 
-impl Drop for Service {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `demo-service serve` on loopback ports of its own choosing.
+pub struct Service {
+    process: Process,
+    pub app: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+impl Service {
+    /// Starts `demo-service serve` with `args` and waits until it listens.
+    pub fn start(args: &[&str]) -> Service {
+        let mut all = vec![
+            "serve",
+            "--app-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ];
+        all.extend_from_slice(args);
+        let (process, listening) = Process::start(&all);
+        Service {
+            process,
+            app: listening["app"].as_str().unwrap().parse().unwrap(),
+            metrics: listening["metrics"].as_str().unwrap().parse().unwrap(),
+        }
+    }
+
+    pub fn app_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.app)
+    }
+
+    pub fn metrics_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.metrics)
+    }
+}
+
+impl std::ops::Deref for Service {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Service {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
     }
 }
 
@@ -372,68 +398,104 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A real Prometheus (Debian's `prometheus`, or `PROMETHEUS`), on a loopback port, with its data
-/// in a temporary directory.
-pub struct Prometheus {
+/// Which real daemon: Debian's `prometheus` (or `PROMETHEUS`), or Debian's
+/// `prometheus-alertmanager` (or `ALERTMANAGER`).
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Prometheus,
+    Alertmanager,
+}
+
+impl Kind {
+    fn binary(self) -> std::ffi::OsString {
+        let (variable, default) = match self {
+            Kind::Prometheus => ("PROMETHEUS", "prometheus"),
+            Kind::Alertmanager => ("ALERTMANAGER", "prometheus-alertmanager"),
+        };
+        std::env::var_os(variable).unwrap_or_else(|| default.into())
+    }
+
+    fn args(self, config: &Path, data: &Path, addr: SocketAddr) -> Vec<String> {
+        let mut args = vec![
+            format!("--config.file={}", config.display()),
+            format!("--web.listen-address={addr}"),
+        ];
+        match self {
+            Kind::Prometheus => args.push(format!("--storage.tsdb.path={}", data.display())),
+            Kind::Alertmanager => {
+                args.push(format!("--storage.path={}", data.display()));
+                // One Alertmanager: no gossip port.
+                args.push("--cluster.listen-address=".to_owned());
+            }
+        }
+        args
+    }
+}
+
+/// A real Prometheus or Alertmanager on a loopback port, its data in a temporary directory.
+pub struct Daemon {
     child: Child,
     pub addr: SocketAddr,
     dir: tempfile::TempDir,
 }
 
-impl Prometheus {
-    /// Starts Prometheus on a free loopback port, with the configuration `config` gives for
-    /// that address, and waits until it is ready. Another test may take the port first: then it
-    /// tries another.
-    pub async fn start(config: impl Fn(SocketAddr) -> String) -> Prometheus {
-        for _ in 0..3 {
-            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            if let Some(prometheus) = Self::start_on(addr, &config(addr)).await {
-                return prometheus;
-            }
-        }
-        panic!("Prometheus did not start on three ports in a row");
+/// A real Prometheus.
+pub type Prometheus = Daemon;
+
+impl Daemon {
+    /// Starts Prometheus (see [`Daemon::start_kind`]).
+    pub async fn start(config: impl Fn(SocketAddr) -> String) -> Daemon {
+        Self::start_kind(Kind::Prometheus, config).await
     }
 
-    /// Starts Prometheus on `addr`; `None` if it exits before it is ready (its port was taken).
-    async fn start_on(addr: SocketAddr, config: &str) -> Option<Prometheus> {
+    /// Starts `kind` on a free loopback port, with the configuration `config` gives for that
+    /// address, and waits until it is ready. Another test may take the port first: then it
+    /// tries another.
+    pub async fn start_kind(kind: Kind, config: impl Fn(SocketAddr) -> String) -> Daemon {
+        for _ in 0..3 {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            if let Some(daemon) = Self::start_on(kind, addr, &config(addr)).await {
+                return daemon;
+            }
+        }
+        panic!("{kind:?} did not start on three ports in a row");
+    }
+
+    /// Starts `kind` on `addr`; `None` if it exits before it is ready (its port was taken).
+    async fn start_on(kind: Kind, addr: SocketAddr, config: &str) -> Option<Daemon> {
         let dir = tempfile::tempdir().unwrap();
-        let config_file = dir.path().join("prometheus.yml");
+        let config_file = dir.path().join("config.yml");
         std::fs::write(&config_file, config).unwrap();
-        let binary = std::env::var_os("PROMETHEUS").unwrap_or_else(|| "prometheus".into());
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let binary = kind.binary();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
         let child = Command::new(&binary)
-            .arg(format!("--config.file={}", config_file.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
+            .args(kind.args(&config_file, &dir.path().join("data"), addr))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("start {binary:?} (apt-get install prometheus): {e}"));
-        let mut prometheus = Prometheus { child, addr, dir };
+            .unwrap_or_else(|e| panic!("start {binary:?} (scripts/test installs it): {e}"));
+        let mut daemon = Daemon { child, addr, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let ready = reqwest::get(format!("http://{addr}/-/ready")).await;
             if ready.is_ok_and(|r| r.status().is_success()) {
-                return Some(prometheus);
+                return Some(daemon);
             }
-            if prometheus.child.try_wait().unwrap().is_some() {
+            if daemon.child.try_wait().unwrap().is_some() {
                 return None;
             }
             assert!(
                 Instant::now() < deadline,
-                "Prometheus not ready on {addr}: {}",
-                prometheus.log()
+                "{kind:?} not ready on {addr}: {}",
+                daemon.log()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// What Prometheus has logged.
+    /// What the daemon has logged.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
     }
 
     /// Runs an instant query; returns the `result` array. Panics if Prometheus refuses it.
@@ -452,7 +514,7 @@ impl Prometheus {
     }
 }
 
-impl Drop for Prometheus {
+impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -465,4 +527,19 @@ pub fn write_report(name: &str, report: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/reports");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), report).unwrap();
+}
+
+/// What `scripts/stack ARGS` prints: the native stack's configurations, derived from the
+/// compose ones.
+pub fn stack_config(args: &[&str]) -> String {
+    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/stack"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/stack {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -1,5 +1,7 @@
 //! Black-box and in-process tests of demo-service. One test binary, so that the build links once.
 
+mod admin;
+mod alerts;
 mod helpers;
 mod load;
 mod routes;

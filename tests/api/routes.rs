@@ -6,9 +6,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use demo_service::knobs::Knobs;
 use demo_service::metrics::{Format, Metrics};
 use demo_service::routes;
-use demo_service::state::{AppState, Knobs};
+use demo_service::state::{AppState, Settings};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -18,8 +19,9 @@ fn state(delay: Duration, error_rate: f64) -> AppState {
     let knobs = Knobs {
         delay: delay..=delay,
         error_rate,
+        users: 10..=50,
     };
-    AppState::new(Arc::new(Metrics::new()), knobs)
+    AppState::new(Arc::new(Metrics::new()), knobs, Settings::default())
 }
 
 async fn call(
@@ -97,8 +99,9 @@ async fn root_draws_within_the_delay_range() {
     let knobs = Knobs {
         delay: Duration::from_millis(300)..=Duration::from_millis(600),
         error_rate: 0.0,
+        users: 10..=50,
     };
-    let state = AppState::new(Arc::new(Metrics::new()), knobs);
+    let state = AppState::new(Arc::new(Metrics::new()), knobs, Settings::default());
     let app = routes::app(state.clone());
 
     let mut calls = tokio::task::JoinSet::new();

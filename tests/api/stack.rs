@@ -3,7 +3,6 @@
 //! is valid and keeps its promises; the dashboard references only what exists.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{Prometheus, Service, pipe, promtool};
+use crate::helpers::{Prometheus, Service, pipe, promtool, stack_config};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const DASHBOARD: &str = "grafana/dashboards/service-monitoring.json";
@@ -62,33 +61,22 @@ fn substitute(expr: &str, job: &str, instance: &str, rate_interval: &str) -> Str
         .replace("$job", job)
 }
 
-/// The configuration of the native stack, as `scripts/stack prometheus-config` derives it.
-fn native_config(app: SocketAddr, prometheus: SocketAddr, interval: Option<&str>) -> String {
-    let mut stack = Command::new(Path::new(ROOT).join("scripts/stack"));
-    stack.args([
-        "prometheus-config",
-        "--app",
-        &app.to_string(),
-        "--prometheus",
-        &prometheus.to_string(),
-    ]);
-    if let Some(interval) = interval {
-        stack.args(["--interval", interval]);
-    }
-    let out = stack.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn every_dashboard_query_answers_from_a_real_prometheus() {
     let service = Service::start(&["--max-delay", "200ms", "--users-interval", "1s"]);
-    let prometheus =
-        Prometheus::start(|addr| native_config(service.metrics, addr, Some("1s"))).await;
+    let prometheus = Prometheus::start(|addr| {
+        let (app, addr) = (service.metrics.to_string(), addr.to_string());
+        stack_config(&[
+            "prometheus-config",
+            "--app",
+            &app,
+            "--prometheus",
+            &addr,
+            "--interval",
+            "1s",
+        ])
+    })
+    .await;
 
     // Traffic of every kind the dashboard shows, until the queries are done.
     let stop = Arc::new(AtomicBool::new(false));
@@ -300,47 +288,79 @@ fn exposed_series_names() -> BTreeSet<String> {
         .collect()
 }
 
-#[test]
-fn every_prometheus_config_passes_promtool() {
+/// Checks `file` (a compose configuration) and its native derivation (`scripts/stack ARGS`)
+/// with `check`, and that the two differ in the lines `differ` only.
+fn derived_cleanly(file: &str, stack: &[&str], check: &[&str], differ: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let native = dir.path().join("native.yml");
-    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    std::fs::write(&native, native_config(loopback(8000), loopback(9090), None)).unwrap();
-    let compose = Path::new(ROOT).join("prometheus/prometheus.yml");
+    std::fs::write(&native, stack_config(stack)).unwrap();
+    let compose = Path::new(ROOT).join(file);
     for config in [compose.as_path(), native.as_path()] {
-        let out = Command::new(promtool())
-            .args(["check", "config"])
+        let out = Command::new(check[0])
+            .args(&check[1..])
             .arg(config)
             .output()
-            .expect("run promtool (apt-get install prometheus)");
+            .unwrap_or_else(|e| panic!("run {} (scripts/test installs it): {e}", check[0]));
         assert!(
             out.status.success(),
-            "promtool check config {}:\n{}{}",
+            "{check:?} {}:\n{}{}",
             config.display(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // The native configuration differs from the compose one in its targets only.
     let native = std::fs::read_to_string(&native).unwrap();
     let compose = std::fs::read_to_string(&compose).unwrap();
-    let differ: Vec<_> = compose
+    let found: Vec<_> = compose
         .lines()
         .zip(native.lines())
         .filter(|(a, b)| a != b)
         .collect();
-    assert_eq!(
-        differ,
-        [
+    assert_eq!(found, differ);
+}
+
+#[test]
+fn every_prometheus_config_passes_promtool_and_derives_cleanly() {
+    let promtool = promtool();
+    let rules = format!(r#"  - "{ROOT}/prometheus/rules/*.yml""#);
+    // The native configuration differs from the compose one in its addresses only.
+    derived_cleanly(
+        "prometheus/prometheus.yml",
+        &["prometheus-config"],
+        &[promtool.to_str().unwrap(), "check", "config"],
+        &[
+            (r#"  - "rules/*.yml""#, rules.as_str()),
+            (
+                r#"        - targets: ["alertmanager:9093"]"#,
+                r#"        - targets: ["127.0.0.1:9093"]"#,
+            ),
             (
                 r#"      - targets: ["app:8000"]"#,
-                r#"      - targets: ["127.0.0.1:8000"]"#
+                r#"      - targets: ["127.0.0.1:8000"]"#,
             ),
             (
                 r#"      - targets: ["localhost:9090"]"#,
-                r#"      - targets: ["127.0.0.1:9090"]"#
+                r#"      - targets: ["127.0.0.1:9090"]"#,
             ),
-        ]
+            (
+                r#"      - targets: ["alertmanager:9093"]"#,
+                r#"      - targets: ["127.0.0.1:9093"]"#,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn the_alertmanager_config_passes_amtool_and_derives_cleanly() {
+    let receiver = (
+        "      - url: http://receiver:9095/alerts",
+        "      - url: http://127.0.0.1:9095/alerts",
+    );
+    derived_cleanly(
+        "alertmanager/alertmanager.yml",
+        &["alertmanager-config"],
+        &["amtool", "check-config"],
+        &[receiver, receiver],
     );
 }
 
@@ -392,7 +412,14 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
     let services = config["services"].as_object().unwrap();
     assert_eq!(
         services.keys().collect::<Vec<_>>(),
-        ["app", "grafana", "loadgen", "prometheus"]
+        [
+            "alertmanager",
+            "app",
+            "grafana",
+            "loadgen",
+            "prometheus",
+            "receiver"
+        ]
     );
 
     for (name, service) in services {
@@ -469,10 +496,8 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
         .keys()
         .cloned()
         .collect();
-    assert_eq!(
-        volumes,
-        BTreeSet::from(["grafana_data".to_owned(), "prometheus_data".to_owned()])
-    );
+    let expected = ["alertmanager_data", "grafana_data", "prometheus_data"];
+    assert_eq!(volumes, expected.map(str::to_owned).into());
     let command = services["prometheus"]["command"].as_array().unwrap();
     assert!(
         command

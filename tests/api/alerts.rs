@@ -1,0 +1,298 @@
+//! The alerts' round trip, end to end: the service, a real Prometheus evaluating the project's
+//! rules, a real Alertmanager with the project's configuration, and the project's receiver.
+//! The error-rate knob turns through the admin API; the error-ratio alert must reach the
+//! receiver, then its resolution; the service stops, and the target-down alert must arrive.
+//!
+//! The rules run time-compressed: every duration in them (rate windows, `for:`) divided by
+//! 30, so that five minutes take ten seconds. Their logic at full scale is what
+//! prometheus/tests/rules.test.yml tests; this proves the path from knob to notification.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{BIN, Daemon, Kind, Process, Service, stack_config, write_report};
+
+const TOKEN: &str = "end-to-end-test-token";
+const COMPRESSION: u64 = 30;
+
+/// `text` with every duration of a range (`[5m]`) or a `for:` divided by `factor`.
+fn compress(text: &str, factor: u64) -> String {
+    let seconds = |amount: u64, unit: char| match unit {
+        's' => amount,
+        'm' => amount * 60,
+        'h' => amount * 3600,
+        'd' => amount * 86_400,
+        _ => unreachable!(),
+    };
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(['[', 'f']) {
+        let (head, tail) = rest.split_at(i);
+        out.push_str(head);
+        let (prefix, after) = if let Some(after) = tail.strip_prefix('[') {
+            ("[", after)
+        } else if let Some(after) = tail.strip_prefix("for: ") {
+            ("for: ", after)
+        } else {
+            out.push_str(&tail[..1]);
+            rest = &tail[1..];
+            continue;
+        };
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        match after[digits..].chars().next() {
+            Some(unit @ ('s' | 'm' | 'h' | 'd')) if digits > 0 => {
+                let amount: u64 = after[..digits].parse().unwrap();
+                let compressed = (seconds(amount, unit) / factor).max(1);
+                out.push_str(&format!("{prefix}{compressed}s"));
+                rest = &after[digits + 1..];
+            }
+            _ => {
+                out.push_str(prefix);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn durations_compress() {
+    let rule = "rate(x[5m]) > 0 and rate(y[3d])\n        for: 2m\n  format: 1m";
+    assert_eq!(
+        compress(rule, 30),
+        "rate(x[10s]) > 0 and rate(y[8640s])\n        for: 4s\n  format: 1m"
+    );
+}
+
+/// Notifications the receiver has, as JSON.
+async fn notifications(receiver: &str) -> Vec<Value> {
+    reqwest::get(format!("{receiver}/alerts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until the receiver has a notification of `alertname` with `status`; returns it.
+async fn notified(receiver: &str, alertname: &str, status: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        for n in notifications(receiver).await {
+            for alert in n["alerts"].as_array().unwrap() {
+                if alert["alertname"] == alertname && alert["status"] == status {
+                    return alert.clone();
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {status} {alertname} within {within:?}: {:#?}",
+            notifications(receiver).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until Prometheus reports `alertname` firing; returns the alert.
+async fn firing(prometheus: &Daemon, alertname: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let url = format!("http://{}/api/v1/alerts", prometheus.addr);
+        let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        let alerts = body["data"]["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(alert) = alerts
+            .iter()
+            .find(|a| a["labels"]["alertname"] == alertname && a["state"] == "firing")
+        {
+            return alert.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{alertname} not firing within {within:?}: {alerts:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn set_error_rate(service: &Service, rate: f64) {
+    let response = reqwest::Client::new()
+        .put(service.metrics_url("/admin/knobs"))
+        .bearer_auth(TOKEN)
+        .body(format!(r#"{{"error_rate": {rate}}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// The load generator, sending to /simulate_error until dropped.
+struct Load(Child);
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_turned_knob_reaches_the_receiver_and_so_does_its_resolution() {
+    let (receiver, listening) = Process::start(&["receiver", "--addr", "127.0.0.1:0"]);
+    let receiver_url = format!("http://{}", listening["addr"].as_str().unwrap());
+    let service = Service::start(&["--max-delay", "0s", "--admin-token", TOKEN]);
+
+    let alertmanager = Daemon::start_kind(Kind::Alertmanager, |_| {
+        let url = format!("{receiver_url}/alerts");
+        stack_config(&[
+            "alertmanager-config",
+            "--receiver",
+            &url,
+            "--group-wait",
+            "1s",
+            "--group-interval",
+            "2s",
+        ])
+    })
+    .await;
+    let rules = tempfile::tempdir().unwrap();
+    for name in ["recording.yml", "alerts.yml"] {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("prometheus/rules")
+                .join(name),
+        )
+        .unwrap();
+        std::fs::write(rules.path().join(name), compress(&text, COMPRESSION)).unwrap();
+    }
+    let prometheus = Daemon::start(|addr| {
+        let (app, addr, am) = (
+            service.metrics.to_string(),
+            addr.to_string(),
+            alertmanager.addr.to_string(),
+        );
+        let rules = rules.path().to_str().unwrap();
+        stack_config(&[
+            "prometheus-config",
+            "--app",
+            &app,
+            "--prometheus",
+            &addr,
+            "--alertmanager",
+            &am,
+            "--rules",
+            rules,
+            "--interval",
+            "1s",
+        ])
+    })
+    .await;
+    let load = Load(
+        Command::new(BIN)
+            .args([
+                "load",
+                "--target",
+                &service.app_url(""),
+                "--rate",
+                "40",
+                "--mix",
+                "/simulate_error",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // The default error rate (20 %) fires nothing: three compressed `for:` periods of it.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let body: Value = reqwest::get(format!("http://{}/api/v1/alerts", prometheus.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["data"]["alerts"],
+        serde_json::json!([]),
+        "alerts at the default error rate"
+    );
+
+    let knob = Instant::now();
+    set_error_rate(&service, 0.9).await;
+    let fired = firing(&prometheus, "ErrorRatioHigh", Duration::from_secs(60)).await;
+    let fired_after = knob.elapsed();
+    let alert = notified(
+        &receiver_url,
+        "ErrorRatioHigh",
+        "firing",
+        Duration::from_secs(60),
+    )
+    .await;
+    let notified_after = knob.elapsed();
+    assert_eq!(alert["labels"]["route"], "/simulate_error");
+    assert_eq!(alert["severity"], "warning");
+    assert_eq!(alert["instance"], service.metrics.to_string());
+    let summary = alert["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with(&format!("/simulate_error on {} fails ", service.metrics)),
+        "{summary}"
+    );
+
+    let lowered = Instant::now();
+    set_error_rate(&service, 0.2).await;
+    notified(
+        &receiver_url,
+        "ErrorRatioHigh",
+        "resolved",
+        Duration::from_secs(60),
+    )
+    .await;
+    let resolved_after = lowered.elapsed();
+
+    drop(load);
+    let stopped = Instant::now();
+    service.signal("KILL");
+    let down = notified(
+        &receiver_url,
+        "TargetDown",
+        "firing",
+        Duration::from_secs(60),
+    )
+    .await;
+    let down_after = stopped.elapsed();
+    assert_eq!(down["instance"], service.metrics.to_string());
+    assert_eq!(down["severity"], "critical");
+
+    let logged = receiver
+        .logs()
+        .iter()
+        .filter(|e| e["message"] == "alert notification")
+        .count();
+    assert!(logged >= 3, "the receiver logged {logged} notifications");
+    write_report(
+        "alert-round-trip.txt",
+        &format!(
+            "rules compressed {COMPRESSION}x (5m windows take 10s, for: 2m takes 4s); scrape and evaluation every 1s;\n\
+             Alertmanager group_wait 1s, group_interval 2s; 40 requests/s to /simulate_error\n\
+             error_rate 0.2 -> 0.9 at t=0\n\
+             ErrorRatioHigh firing in Prometheus at t={:.1}s (value {})\n\
+             firing notification at the receiver at t={:.1}s: {summary}\n\
+             error_rate 0.9 -> 0.2, then the resolved notification {:.1}s later\n\
+             service killed, then the TargetDown notification {:.1}s later: {}\n",
+            fired_after.as_secs_f64(),
+            fired["value"],
+            notified_after.as_secs_f64(),
+            resolved_after.as_secs_f64(),
+            down_after.as_secs_f64(),
+            down["summary"].as_str().unwrap(),
+        ),
+    );
+}
