@@ -4,12 +4,15 @@
 #   docker run --rm -p 5000:5000 -p 8000:8000 demo-service
 
 # --- build --------------------------------------------------------------------------------
-FROM rust:1.95-slim-bookworm AS build
+# The full image, not -slim: jemalloc's build needs make, which -slim lacks.
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 
 # The dependencies first, with placeholder sources: this layer is cached until Cargo.toml or
 # Cargo.lock change, so editing the service rebuilds only the service.
+# (The benchmarks are declared in Cargo.toml, so cargo wants their files; they are not built.)
 COPY Cargo.toml Cargo.lock ./
+COPY benches ./benches
 RUN mkdir src \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \

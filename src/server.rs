@@ -33,7 +33,7 @@ const METRICS_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Server {
     app: TcpListener,
-    metrics: TcpListener,
+    metrics: std::net::TcpListener,
     args: ServeArgs,
     state: AppState,
 }
@@ -43,7 +43,8 @@ impl Server {
     pub fn bind(args: &ServeArgs) -> anyhow::Result<Self> {
         let app = listen(args.app_addr)
             .with_context(|| format!("cannot listen on {} (--app-addr)", args.app_addr))?;
-        let metrics = listen(args.metrics_addr)
+        let metrics = std::net::TcpListener::bind(args.metrics_addr)
+            .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
             .with_context(|| format!("cannot listen on {} (--metrics-addr)", args.metrics_addr))?;
         let settings = Settings {
             admin_token: args.admin_token.clone().filter(|token| !token.is_empty()),
@@ -93,7 +94,8 @@ impl Server {
         let (stop_app, app_stopped) = watch::channel(false);
         let (stop_metrics, metrics_stopped) = watch::channel(false);
         let mut app_server = serve(app, routes::app(state.clone()), app_stopped);
-        let mut metrics_server = serve(metrics, routes::metrics(state.clone()), metrics_stopped);
+        let mut metrics_server =
+            serve_on_own_thread(metrics, routes::metrics(state.clone()), metrics_stopped)?;
         info!(app = %app_addr, metrics = %metrics_addr, "listening");
 
         let signal = tokio::select! {
@@ -153,6 +155,34 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)
+}
+
+/// Serves the metrics listener on a thread and runtime of its own, so that a scrape is answered
+/// promptly even while the app's runtime is saturated with requests: that is when the numbers
+/// matter most. Returns the server's outcome.
+fn serve_on_own_thread(
+    listener: std::net::TcpListener,
+    router: axum::Router,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<std::io::Result<()>>> {
+    let (done, outcome) = tokio::sync::oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the metrics listener's runtime")?;
+    std::thread::Builder::new()
+        .name("metrics".to_owned())
+        .spawn(move || {
+            let result = runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener)?;
+                serve(listener, router, stop)
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            });
+            let _ = done.send(result);
+        })
+        .context("cannot start the metrics listener's thread")?;
+    Ok(outcome)
 }
 
 /// Serves `router` on `listener` until `stop` turns true, then lets its connections finish.

@@ -29,28 +29,41 @@ impl Default for Settings {
     }
 }
 
-/// Shared by every handler; cloning it is cheap (reference counts).
+/// Shared by every handler. Cloning it bumps one reference count; the fields are reached
+/// through it (`state.metrics`).
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] holds.
+#[derive(Debug)]
+pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Read on every request (a lock-free load), replaced whole by the admin API.
     pub knobs: Arc<ArcSwap<Knobs>>,
-    pub settings: Arc<Settings>,
+    pub settings: Settings,
     /// The simulated work of `/`, which outlives its request when the client goes away; the
     /// drain waits for it too, so that no counted request goes unrecorded.
     pub work: TaskTracker,
-    ready: Arc<AtomicBool>,
+    ready: AtomicBool,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl AppState {
     pub fn new(metrics: Arc<Metrics>, knobs: Knobs, settings: Settings) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             metrics,
             knobs: Arc::new(ArcSwap::from_pointee(knobs)),
-            settings: Arc::new(settings),
+            settings,
             work: TaskTracker::new(),
-            ready: Arc::new(AtomicBool::new(true)),
-        }
+            ready: AtomicBool::new(true),
+        }))
     }
 
     /// False once shutdown has begun.

@@ -6,10 +6,11 @@
 
 mod exposition;
 mod process;
-pub(crate) mod red;
+pub mod red;
 mod seed;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -45,6 +46,8 @@ pub struct Metrics {
     pub(crate) red: Arc<red::Red>,
     /// Everything the prometheus-client crate encodes itself.
     registry: Registry,
+    /// The length of the last exposition.
+    last_size: AtomicUsize,
 }
 
 impl Default for Metrics {
@@ -62,7 +65,7 @@ impl Metrics {
             "Current number of active users",
             current_users.clone(),
         );
-        let red = Arc::new(red::Red::register(&mut registry));
+        let red = red::Red::register(&mut registry);
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -74,7 +77,7 @@ impl Metrics {
             "The running build of demo-service; always 1",
             build_info,
         );
-        registry.register_collector(Box::new(process::ProcessCollector));
+        registry.register_collector(Box::new(process::ProcessCollector::new()));
         Self {
             request_processing: seed::Summary::default(),
             request_count: seed::Counter::default(),
@@ -84,18 +87,41 @@ impl Metrics {
             current_users,
             red,
             registry,
+            last_size: AtomicUsize::new(0),
         }
     }
 
-    /// Records one request to `/`: its drawn processing time and the time it really waited.
-    pub(crate) fn observe_processing(&self, drawn: Duration, waited: Duration) {
+    /// Counts a request to `/` or `/simulate_error`; returns the count.
+    pub fn count_request(&self) -> u64 {
+        self.request_count.inc()
+    }
+
+    /// Counts an answer of `/` or `/simulate_error` by its status code.
+    pub fn count_response(&self, status: u16) {
+        self.response_codes.inc(status);
+    }
+
+    /// Counts a simulated error; returns the count.
+    pub fn count_error(&self) -> u64 {
+        self.error_count.inc()
+    }
+
+    /// Records the work of one request to `/`: its drawn processing time and the time it really
+    /// waited.
+    pub fn observe_processing(&self, drawn: Duration, waited: Duration) {
         self.request_processing.observe(waited);
         self.request_duration.observe(drawn);
     }
 
+    /// The RED middleware, recording into these metrics.
+    pub fn red_layer(&self) -> red::RedLayer {
+        red::RedLayer(self.red.clone())
+    }
+
     /// Renders the whole exposition.
     pub fn encode(&self, format: Format) -> String {
-        let mut out = String::with_capacity(8 * 1024);
+        // Sized after the last exposition, so that the string grows once at most.
+        let mut out = String::with_capacity(self.last_size.load(Ordering::Relaxed) + 1024);
         // The seed's help texts and order.
         self.request_processing.encode(
             &mut out,
@@ -136,6 +162,7 @@ impl Metrics {
                 prometheus_client::encoding::text::encode(&mut out, &self.registry)
             }
         };
+        self.last_size.store(out.len(), Ordering::Relaxed);
         out
     }
 

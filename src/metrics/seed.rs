@@ -108,6 +108,8 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 #[derive(Debug)]
 pub(crate) struct Histogram {
     bounds: &'static [f64],
+    /// The `le` label of each bucket, `+Inf` last: written once, not at every scrape.
+    le: Box<[String]>,
     /// Per bucket (not cumulative); the last one is `+Inf`.
     buckets: Box<[AtomicU64]>,
     count: AtomicU64,
@@ -121,6 +123,11 @@ impl Histogram {
         debug_assert!(bounds.windows(2).all(|w| w[0] < w[1]));
         Self {
             bounds,
+            le: bounds
+                .iter()
+                .map(|b| float(*b))
+                .chain(["+Inf".to_owned()])
+                .collect(),
             buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             count: AtomicU64::new(0),
             sum_nanos: AtomicU64::new(0),
@@ -147,10 +154,7 @@ impl Histogram {
         let mut cumulative = 0;
         for (i, bucket) in self.buckets.iter().enumerate() {
             cumulative += bucket.load(Ordering::Relaxed);
-            let le = self
-                .bounds
-                .get(i)
-                .map_or_else(|| "+Inf".to_owned(), |b| float(*b));
+            let le = self.le[i].as_str();
             samples.push(("_bucket", Some(("le", le)), Value::Int(cumulative)));
         }
         // `_count` is the sum of the buckets read above, so that the exposition is consistent
@@ -229,32 +233,31 @@ enum Value {
 }
 
 /// A sample: the suffix of its name, an extra label (`le`), its value.
-type Sample = (&'static str, Option<(&'static str, String)>, Value);
+type Sample<'a> = (&'static str, Option<(&'static str, &'a str)>, Value);
 
 /// One labelled child of a family (or the only one, unlabelled).
-struct Child {
+struct Child<'a> {
     label: Option<(&'static str, String)>,
-    samples: Vec<Sample>,
+    samples: Vec<Sample<'a>>,
     created: f64,
 }
 
-impl Child {
+impl Child<'_> {
+    fn label(&self) -> Option<(&str, &str)> {
+        self.label
+            .as_ref()
+            .map(|(key, value)| (*key, value.as_str()))
+    }
+
     fn write_samples(&self, out: &mut String, name: &str) {
         for (suffix, extra, value) in &self.samples {
-            sample(
-                out,
-                name,
-                suffix,
-                self.label.as_ref(),
-                extra.as_ref(),
-                value,
-            );
+            sample(out, name, suffix, self.label(), *extra, value);
         }
     }
 
     fn write_created(&self, out: &mut String, name: &str) {
         let created = Value::Float(self.created);
-        sample(out, name, "_created", self.label.as_ref(), None, &created);
+        sample(out, name, "_created", self.label(), None, &created);
     }
 }
 
@@ -312,31 +315,44 @@ fn sample(
     out: &mut String,
     name: &str,
     suffix: &str,
-    label: Option<&(&str, String)>,
-    extra: Option<&(&str, String)>,
+    label: Option<(&str, &str)>,
+    extra: Option<(&str, &str)>,
     value: &Value,
 ) {
     out.push_str(name);
     out.push_str(suffix);
-    let labels: Vec<_> = label.into_iter().chain(extra).collect();
-    if !labels.is_empty() {
+    let mut labels = label.into_iter().chain(extra);
+    if let Some((key, value)) = labels.next() {
         out.push('{');
-        for (i, (key, value)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(out, "{key}=\"{value}\"");
+        push_label(out, key, value);
+        for (key, value) in labels {
+            out.push(',');
+            push_label(out, key, value);
         }
         out.push('}');
     }
     out.push(' ');
     match value {
-        Value::Int(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Value::Float(v) => out.push_str(&float(*v)),
+        Value::Int(v) => out.push_str(itoa::Buffer::new().format(*v)),
+        Value::Float(v) => push_float(out, *v),
     }
     out.push('\n');
+}
+
+fn push_label(out: &mut String, key: &str, value: &str) {
+    out.push_str(key);
+    out.push_str("=\"");
+    out.push_str(value);
+    out.push('"');
+}
+
+/// Writes a float as [`float`] formats it, without allocating.
+fn push_float(out: &mut String, v: f64) {
+    if v.is_finite() {
+        out.push_str(ryu::Buffer::new().format_finite(v));
+    } else {
+        out.push_str(&float(v));
+    }
 }
 
 /// Formats a float as Python's `repr` does for the values here (`1.0`, `0.1`, `4.89`), which is

@@ -17,13 +17,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::metrics::red;
 use crate::state::AppState;
 
 /// The app listener: the seed's endpoints, the exposition, health, all measured by the RED
 /// middleware.
 pub fn app(state: AppState) -> Router {
-    let red = state.metrics.red.clone();
+    let red = state.metrics.red_layer();
     Router::new()
         .route("/", get(simulate::process))
         .route("/simulate_error", get(simulate::simulate_error))
@@ -33,8 +32,8 @@ pub fn app(state: AppState) -> Router {
         .route("/status/{codes}", get(faults::status))
         .route("/delay/{duration}", get(faults::delay))
         // `route_layer` sees the matched route; the fallback gets the same middleware itself.
-        .route_layer(from_fn_with_state(red.clone(), red::record))
-        .fallback(not_found.layer(from_fn_with_state(red, red::record)))
+        .route_layer(red.clone())
+        .fallback(not_found.layer(red))
         .layer(CatchPanicLayer::custom(panicked))
         .with_state(state)
 }

@@ -13,7 +13,7 @@ use crate::state::AppState;
 
 /// `GET /`: counts the request, waits a processing time drawn from the delay range, records it.
 pub(crate) async fn process(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    let count = state.metrics.request_count.inc();
+    let count = state.metrics.count_request();
     let drawn = state.knobs.load().draw_delay();
     if drawn.is_zero() {
         work(&state.metrics, count, drawn).await;
@@ -39,7 +39,7 @@ async fn work(metrics: &Arc<Metrics>, count: u64, drawn: Duration) {
         tokio::time::sleep(drawn).await;
     }
     metrics.observe_processing(drawn, started.elapsed());
-    metrics.response_codes.inc(StatusCode::OK.as_u16());
+    metrics.count_response(StatusCode::OK.as_u16());
     info!(
         request_count = count,
         processing_time = drawn.as_secs_f64(),
@@ -50,17 +50,17 @@ async fn work(metrics: &Arc<Metrics>, count: u64, drawn: Duration) {
 /// `GET /simulate_error`: counts the request and fails with the configured probability.
 pub(crate) async fn simulate_error(State(state): State<AppState>) -> (StatusCode, &'static str) {
     let metrics = &state.metrics;
-    metrics.request_count.inc();
+    metrics.count_request();
     if state.knobs.load().draw_error() {
-        let errors = metrics.error_count.inc();
-        metrics.response_codes.inc(500);
+        let errors = metrics.count_error();
+        metrics.count_response(500);
         error!(total_errors = errors, "simulated error occurred");
         (
             StatusCode::INTERNAL_SERVER_ERROR,
             "Simulated error response with status code 500 internal server error",
         )
     } else {
-        metrics.response_codes.inc(200);
+        metrics.count_response(200);
         (StatusCode::OK, "No error occurred - statuscode: OK")
     }
 }
