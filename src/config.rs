@@ -345,6 +345,12 @@ pub struct ServeArgs {
     #[arg(long, env = "DEMO_SERVICE_USERS_INTERVAL", default_value = "5s", value_parser = positive_duration)]
     pub users_interval: Duration,
 
+    /// How long a client may take to send a request's headers, counted from when its
+    /// connection is ready for one: it cuts off clients that trickle their headers, and closes
+    /// kept-alive connections idle that long.
+    #[arg(long, env = "DEMO_SERVICE_HEADER_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
+    pub header_timeout: Duration,
+
     /// How long requests in flight may take to finish after SIGTERM or SIGINT.
     #[arg(long, env = "DEMO_SERVICE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub shutdown_timeout: Duration,

@@ -2,6 +2,8 @@
 
 /// Every knob: flags, environment variables, validation.
 pub mod config;
+/// Accepting and serving connections: limits, timeouts, graceful close.
+pub mod connections;
 /// `demo-service healthcheck`.
 pub mod healthcheck;
 /// The simulation's knobs, changeable at run time.

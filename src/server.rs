@@ -20,7 +20,7 @@ use crate::knobs::Knobs;
 use crate::metrics::Metrics;
 use crate::signals::Signals;
 use crate::state::{AppState, Settings};
-use crate::{routes, users};
+use crate::{connections, routes, users};
 
 /// Connections the kernel may queue before the service accepts them: bursts of thousands of new
 /// clients are normal under load tests, and the default of 128 would refuse them.
@@ -93,9 +93,18 @@ impl Server {
         ));
         let (stop_app, app_stopped) = watch::channel(false);
         let (stop_metrics, metrics_stopped) = watch::channel(false);
-        let mut app_server = serve(app, routes::app(state.clone()), app_stopped);
-        let mut metrics_server =
-            serve_on_own_thread(metrics, routes::metrics(state.clone()), metrics_stopped)?;
+        let mut app_server = serve(
+            app,
+            routes::app(state.clone()),
+            args.header_timeout,
+            app_stopped,
+        );
+        let mut metrics_server = serve_on_own_thread(
+            metrics,
+            routes::metrics(state.clone()),
+            args.header_timeout,
+            metrics_stopped,
+        )?;
         info!(app = %app_addr, metrics = %metrics_addr, "listening");
 
         let signal = tokio::select! {
@@ -163,6 +172,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 fn serve_on_own_thread(
     listener: std::net::TcpListener,
     router: axum::Router,
+    header_timeout: Duration,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::sync::oneshot::Receiver<std::io::Result<()>>> {
     let (done, outcome) = tokio::sync::oneshot::channel();
@@ -175,9 +185,7 @@ fn serve_on_own_thread(
         .spawn(move || {
             let result = runtime.block_on(async move {
                 let listener = TcpListener::from_std(listener)?;
-                serve(listener, router, stop)
-                    .await
-                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+                connections::serve(listener, router, header_timeout, stop).await
             });
             let _ = done.send(result);
         })
@@ -185,21 +193,12 @@ fn serve_on_own_thread(
     Ok(outcome)
 }
 
-/// Serves `router` on `listener` until `stop` turns true, then lets its connections finish.
+/// Serves `router` on `listener` (see [`connections::serve`]) as a task.
 fn serve(
     listener: TcpListener,
     router: axum::Router,
-    mut stop: watch::Receiver<bool>,
+    header_timeout: Duration,
+    stop: watch::Receiver<bool>,
 ) -> JoinHandle<std::io::Result<()>> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            })
-            .await
-    })
+    tokio::spawn(connections::serve(listener, router, header_timeout, stop))
 }

@@ -7,7 +7,7 @@
 //! Weights are numbers of 0 or more, not all 0; an item may appear once.
 
 use rand::distr::Distribution;
-use rand::distr::weighted::WeightedIndex;
+use rand::distr::weighted::{Error as WeightedError, WeightedIndex};
 
 /// Items with weights, and a sampler that draws them in proportion.
 #[derive(Clone, Debug)]
@@ -50,8 +50,10 @@ impl<T: PartialEq + std::fmt::Display> Weighted<T> {
             }
             entries.push((parsed, weight));
         }
-        let index = WeightedIndex::new(entries.iter().map(|(_, w)| *w))
-            .map_err(|_| "every weight is 0: nothing to choose".to_owned())?;
+        let index = WeightedIndex::new(entries.iter().map(|(_, w)| *w)).map_err(|e| match e {
+            WeightedError::InsufficientNonZero => "every weight is 0: nothing to choose".to_owned(),
+            _ => "the weights are too large to add up".to_owned(),
+        })?;
         Ok(Self { entries, index })
     }
 }
@@ -129,6 +131,7 @@ mod tests {
             ("200:0,500:0", "every weight is 0"),
             ("abc:1", "abc:1: not a number"),
             ("200:1,200:2", "200 appears twice"),
+            ("200:1e308,500:1e308", "too large to add up"),
         ] {
             let e = numbers(text).unwrap_err();
             assert!(e.contains(error), "{text:?}: {e}");

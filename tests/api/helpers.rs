@@ -329,9 +329,15 @@ fn prepare_seed(dir: &Path) {
     });
     std::fs::write(dir.join("main.py"), python_block(&text)).unwrap();
 
-    let python = dir.join("venv/bin/python");
-    let marker = dir.join("venv/.requirements");
-    let wanted = SEED_REQUIREMENTS.join("\n");
+    virtualenv(&dir.join("venv"), &SEED_REQUIREMENTS);
+}
+
+/// Makes a virtualenv at `dir` with exactly `requirements` (from PyPI), unless the one there
+/// already has them.
+fn virtualenv(dir: &Path, requirements: &[&str]) {
+    let python = dir.join("bin/python");
+    let marker = dir.join(".requirements");
+    let wanted = requirements.join("\n");
     if std::fs::read_to_string(&marker).ok().as_deref() == Some(&wanted) {
         return;
     }
@@ -346,7 +352,7 @@ fn prepare_seed(dir: &Path) {
     };
     run(Command::new("python3")
         .args(["-m", "venv", "--clear"])
-        .arg(dir.join("venv")));
+        .arg(dir));
     run(Command::new(&python)
         .args([
             "-m",
@@ -355,7 +361,7 @@ fn prepare_seed(dir: &Path) {
             "--quiet",
             "--disable-pip-version-check",
         ])
-        .args(SEED_REQUIREMENTS));
+        .args(requirements));
     std::fs::write(marker, wanted).unwrap();
 }
 
@@ -542,4 +548,24 @@ pub fn stack_config(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `demo-service load` against `service` with JSON output; returns the summary.
+pub fn load(service: &Service, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .args(["load", "--target", &service.app_url(""), "--output", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "load {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A count in a load summary, as a float to compare with a sample.
+pub fn count(value: &serde_json::Value) -> f64 {
+    value.as_u64().map_or(0.0, |n| n as f64)
 }

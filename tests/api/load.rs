@@ -6,26 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{BIN, Service, free_port, sample, scrape};
-
-/// Runs `demo-service load` against `service` with JSON output; returns the summary.
-fn load(service: &Service, args: &[&str]) -> Value {
-    let out = Command::new(BIN)
-        .args(["load", "--target", &service.app_url(""), "--output", "json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "load {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn count(value: &Value) -> f64 {
-    value.as_u64().map_or(0.0, |n| n as f64)
-}
+use crate::helpers::{BIN, Service, count, free_port, load, sample, scrape};
 
 #[tokio::test]
 async fn what_it_reports_is_what_the_service_counted() {

@@ -4,6 +4,7 @@ mod admin;
 mod alerts;
 mod helpers;
 mod load;
+mod robustness;
 mod routes;
 mod seed;
 mod service;

@@ -255,6 +255,10 @@ fn bad_configuration_is_one_line_and_a_nonzero_exit() {
         (&["--app-addr", "localhost"], &[], 2, "'--app-addr <APP_ADDR>': invalid socket address syntax"),
         (&["--log-format", "xml"], &[], 2, "invalid value 'xml' for '--log-format <LOG_FORMAT>'"),
         (&["--nope"], &[], 2, "unexpected argument '--nope'"),
+        (&["--header-timeout", "0s"], &[], 2, "must be above zero"),
+        (&["--admin-token", "short"], &[], 2, "must be at least 16 characters"),
+        (&[], &[("DEMO_SERVICE_ADMIN_TOKEN", "has spaces in it, sadly")], 2, "must not contain spaces"),
+        (&["--max-fault-delay", "forever"], &[], 2, "'--max-fault-delay <MAX_FAULT_DELAY>'"),
         (&[], &[("RUST_LOG", "info,[")], 2, "error: RUST_LOG:"),
         (&["--app-addr", &taken], &[], 1, "(--app-addr): Address already in use"),
     ];
@@ -297,6 +301,9 @@ fn help_lists_every_knob_with_its_environment_variable() {
         "users-interval",
         "shutdown-timeout",
         "log-format",
+        "header-timeout",
+        "admin-token",
+        "max-fault-delay",
     ] {
         let env = format!("DEMO_SERVICE_{}", knob.to_uppercase().replace('-', "_"));
         assert!(
@@ -304,7 +311,7 @@ fn help_lists_every_knob_with_its_environment_variable() {
             "--{knob} missing from --help"
         );
         assert!(
-            help.contains(&format!("[env: {env}=")),
+            help.contains(&format!("[env: {env}")),
             "{env} missing from --help"
         );
     }

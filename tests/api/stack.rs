@@ -141,6 +141,41 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
 }
 
 #[test]
+fn no_secret_is_committed() {
+    let ignored = read(".gitignore");
+    assert!(
+        ignored.lines().any(|l| l.trim() == ".env"),
+        ".env is not ignored"
+    );
+    let tracked = Command::new("git")
+        .args(["ls-files"])
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    let tracked = String::from_utf8(tracked.stdout).unwrap();
+    assert!(
+        tracked.lines().any(|f| f == ".env.example"),
+        "no .env.example"
+    );
+    assert!(
+        !tracked.lines().any(|f| f == ".env" || f.ends_with("/.env")),
+        "a .env is committed"
+    );
+    // The example holds no real secret: empty or an obvious placeholder.
+    let secrets = read(".env.example");
+    let secrets = secrets
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(key, _)| key.contains("PASSWORD") || key.contains("TOKEN"));
+    for (key, value) in secrets {
+        assert!(
+            value.is_empty() || value.starts_with("change-me"),
+            "{key} has a value in .env.example"
+        );
+    }
+}
+
+#[test]
 fn the_dashboard_is_well_formed() {
     let dashboard = dashboard();
     assert_eq!(dashboard["uid"], "service-monitoring");
@@ -499,6 +534,19 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
     let expected = ["alertmanager_data", "grafana_data", "prometheus_data"];
     assert_eq!(volumes, expected.map(str::to_owned).into());
     let command = services["prometheus"]["command"].as_array().unwrap();
+    // Prometheus' admin API (deleting series) and lifecycle API (reload, quit) stay off.
+    for flag in ["--web.enable-admin-api", "--web.enable-lifecycle"] {
+        assert!(
+            !command
+                .iter()
+                .any(|c| c.as_str().unwrap().starts_with(flag)),
+            "{flag} in compose"
+        );
+        assert!(
+            !read("scripts/stack").contains(flag),
+            "{flag} in scripts/stack"
+        );
+    }
     assert!(
         command
             .iter()
