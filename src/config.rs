@@ -87,9 +87,16 @@ pub enum Output {
 /// Ctrl-C; the summary comes at the end either way.
 #[derive(Clone, Debug, Args)]
 pub struct LoadArgs {
-    /// The service's base URL (plain HTTP).
-    #[arg(long, env = "DEMO_SERVICE_LOAD_TARGET", default_value = "http://127.0.0.1:5000", value_parser = target)]
-    pub target: hyper::Uri,
+    /// The service's base URL (plain HTTP). Give it again for each replica: requests take
+    /// the targets in turn (in the environment: separated by commas).
+    #[arg(
+        long,
+        env = "DEMO_SERVICE_LOAD_TARGET",
+        default_value = "http://127.0.0.1:5000",
+        value_parser = target,
+        value_delimiter = ','
+    )]
+    pub target: Vec<hyper::Uri>,
 
     /// The paths to ask for, with weights: PATH=WEIGHT,... (any path of the target).
     #[arg(
@@ -208,7 +215,7 @@ impl LoadArgs {
             }
         };
         Ok(Plan {
-            target: self.target.clone(),
+            targets: self.target.clone(),
             mix: self.mix.clone(),
             mode,
             duration: self.duration,
@@ -507,7 +514,9 @@ mod tests {
         use crate::load::{Mode, Shape};
         let plan = load(&[]).unwrap();
         assert!(matches!(plan.mode, Mode::Open(Shape::Constant { rate }) if rate == 10.0));
-        assert_eq!(plan.target.to_string(), "http://127.0.0.1:5000/");
+        assert_eq!(plan.targets, ["http://127.0.0.1:5000/"]);
+        let plan = load(&["--target", "http://a:5000", "--target", "http://b:5001"]).unwrap();
+        assert_eq!(plan.targets, ["http://a:5000/", "http://b:5001/"]);
         assert_eq!(plan.mix.to_string(), "/=1,/simulate_error=1");
         assert_eq!((plan.duration, plan.requests), (None, None));
         let plan = load(&["--concurrency", "4", "--requests", "100"]).unwrap();

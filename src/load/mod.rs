@@ -13,7 +13,7 @@ mod report;
 mod schedule;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
@@ -46,8 +46,8 @@ pub enum Mode {
 /// Everything a run needs to know.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// `http://host:port`, without a path.
-    pub target: Uri,
+    /// `http://host:port`, without a path, one per replica; requests take them in turn.
+    pub targets: Vec<Uri>,
     pub mix: Mix,
     pub mode: Mode,
     pub duration: Option<Duration>,
@@ -74,19 +74,28 @@ type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 #[derive(Debug)]
 struct Sender {
     client: HttpClient,
-    uris: Vec<Uri>,
+    /// The URI of each path (inner) at each target (outer).
+    uris: Vec<Vec<Uri>>,
+    /// How many requests were sent: the next one goes to the target after.
+    turn: AtomicUsize,
     timeout: Duration,
     recorder: Recorder,
 }
 
 impl Sender {
+    /// The URIs of the next target in turn.
+    fn next_target(&self) -> &[Uri] {
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        &self.uris[turn % self.uris.len()]
+    }
+
     /// Sends one request for `path` and records the outcome, its latency counted from `due`;
     /// returns the error, if any.
     async fn send(&self, path: usize, due: Instant) -> Option<ErrorKind> {
         let exchange = async {
             let response = self
                 .client
-                .get(self.uris[path].clone())
+                .get(self.next_target()[path].clone())
                 .await
                 .map_err(|e| {
                     if e.is_connect() {
@@ -131,23 +140,37 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summar
         .pool_max_idle_per_host(plan.connections as usize)
         .build(connector);
     let paths: Vec<String> = plan.mix.paths().map(str::to_owned).collect();
-    let authority = plan.target.authority().expect("the target was validated");
-    let uris = paths
+    let authorities: Vec<_> = plan
+        .targets
         .iter()
-        .map(|path| {
-            format!("http://{authority}{path}")
-                .parse()
-                .expect("target and path were validated")
+        .map(|target| target.authority().expect("the target was validated"))
+        .collect();
+    let uris = authorities
+        .iter()
+        .map(|authority| {
+            paths
+                .iter()
+                .map(|path| {
+                    format!("http://{authority}{path}")
+                        .parse()
+                        .expect("target and path were validated")
+                })
+                .collect()
         })
         .collect();
     let sender = Arc::new(Sender {
         client,
         uris,
+        turn: AtomicUsize::new(0),
         timeout: plan.timeout,
         recorder: Recorder::new(paths.len()),
     });
     let run = Run {
-        target: format!("http://{authority}"),
+        target: authorities
+            .iter()
+            .map(|authority| format!("http://{authority}"))
+            .collect::<Vec<_>>()
+            .join(","),
         kind: match plan.mode {
             Mode::Open(_) => "open",
             Mode::Closed(_) => "closed",

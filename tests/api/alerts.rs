@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{BIN, Daemon, Kind, Process, Service, stack_config, write_report};
+use crate::helpers::{
+    BIN, Daemon, Kind, Process, Service, stack_config, targets_file, write_report,
+};
 
 const TOKEN: &str = "end-to-end-test-token";
 const COMPRESSION: u64 = 30;
 
 /// `text` with every duration of a range (`[5m]`) or a `for:` divided by `factor`.
-fn compress(text: &str, factor: u64) -> String {
+pub fn compress(text: &str, factor: u64) -> String {
     let seconds = |amount: u64, unit: char| match unit {
         's' => amount,
         'm' => amount * 60,
@@ -57,6 +59,21 @@ fn compress(text: &str, factor: u64) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The project's rules, compressed by `factor`, in a directory of their own.
+pub fn compressed_rules(factor: u64) -> tempfile::TempDir {
+    let rules = tempfile::tempdir().unwrap();
+    for name in ["recording.yml", "alerts.yml"] {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("prometheus/rules")
+                .join(name),
+        )
+        .unwrap();
+        std::fs::write(rules.path().join(name), compress(&text, factor)).unwrap();
+    }
+    rules
 }
 
 #[test]
@@ -99,7 +116,7 @@ async fn notified(receiver: &str, alertname: &str, status: &str, within: Duratio
 }
 
 /// Waits until Prometheus reports `alertname` firing; returns the alert.
-async fn firing(prometheus: &Daemon, alertname: &str, within: Duration) -> Value {
+pub async fn firing(prometheus: &Daemon, alertname: &str, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
         let url = format!("http://{}/api/v1/alerts", prometheus.addr);
@@ -162,27 +179,19 @@ async fn a_turned_knob_reaches_the_receiver_and_so_does_its_resolution() {
         ])
     })
     .await;
-    let rules = tempfile::tempdir().unwrap();
-    for name in ["recording.yml", "alerts.yml"] {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("prometheus/rules")
-                .join(name),
-        )
-        .unwrap();
-        std::fs::write(rules.path().join(name), compress(&text, COMPRESSION)).unwrap();
-    }
+    let rules = compressed_rules(COMPRESSION);
+    let targets = targets_file(&[service.metrics]);
     let prometheus = Daemon::start(|addr| {
         let (app, addr, am) = (
-            service.metrics.to_string(),
+            targets.path().to_str().unwrap(),
             addr.to_string(),
             alertmanager.addr.to_string(),
         );
         let rules = rules.path().to_str().unwrap();
         stack_config(&[
             "prometheus-config",
-            "--app",
-            &app,
+            "--targets",
+            app,
             "--prometheus",
             &addr,
             "--alertmanager",

@@ -332,6 +332,26 @@ fn prepare_seed(dir: &Path) {
     virtualenv(&dir.join("venv"), &SEED_REQUIREMENTS);
 }
 
+/// The tools the Kubernetes tests run in Python: Kubernetes' schemas, a JSON-schema validator
+/// and a YAML parser, in a virtualenv of their own under `target/`.
+pub const TOOLS_REQUIREMENTS: [&str; 3] = [
+    "kubernetes-validate==1.37.0",
+    "jsonschema==4.26.0",
+    "PyYAML==6.0.3",
+];
+
+/// The Python of the tools' virtualenv, made once per test run.
+pub fn tools_python() -> PathBuf {
+    static READY: Mutex<bool> = Mutex::new(false);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools-venv");
+    let mut ready = READY.lock().unwrap_or_else(|e| e.into_inner());
+    if !*ready {
+        virtualenv(&dir, &TOOLS_REQUIREMENTS);
+        *ready = true;
+    }
+    dir.join("bin/python")
+}
+
 /// Makes a virtualenv at `dir` with exactly `requirements` (from PyPI), unless the one there
 /// already has them.
 fn virtualenv(dir: &Path, requirements: &[&str]) {
@@ -533,6 +553,19 @@ pub fn write_report(name: &str, report: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/reports");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), report).unwrap();
+}
+
+/// A file of scrape targets for Prometheus' `file_sd_configs`, as scripts/stack writes one:
+/// pass its path to `prometheus-config --targets`, and keep it while Prometheus runs.
+pub fn targets_file(targets: &[std::net::SocketAddr]) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    let targets: Vec<String> = targets.iter().map(ToString::to_string).collect();
+    std::fs::write(
+        file.path(),
+        serde_json::json!([{ "targets": targets }]).to_string(),
+    )
+    .unwrap();
+    file
 }
 
 /// What `scripts/stack ARGS` prints: the native stack's configurations, derived from the

@@ -3,7 +3,9 @@
 mod admin;
 mod alerts;
 mod helpers;
+mod kubernetes;
 mod load;
+mod replicas;
 mod robustness;
 mod routes;
 mod seed;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{Prometheus, Service, pipe, promtool, stack_config};
+use crate::helpers::{Prometheus, Service, pipe, promtool, stack_config, targets_file};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const DASHBOARD: &str = "grafana/dashboards/service-monitoring.json";
@@ -64,12 +64,13 @@ fn substitute(expr: &str, job: &str, instance: &str, rate_interval: &str) -> Str
 #[tokio::test]
 async fn every_dashboard_query_answers_from_a_real_prometheus() {
     let service = Service::start(&["--max-delay", "200ms", "--users-interval", "1s"]);
+    let targets = targets_file(&[service.metrics]);
     let prometheus = Prometheus::start(|addr| {
-        let (app, addr) = (service.metrics.to_string(), addr.to_string());
+        let (app, addr) = (targets.path().to_str().unwrap(), addr.to_string());
         stack_config(&[
             "prometheus-config",
-            "--app",
-            &app,
+            "--targets",
+            app,
             "--prometheus",
             &addr,
             "--interval",
@@ -324,7 +325,8 @@ fn exposed_series_names() -> BTreeSet<String> {
 }
 
 /// Checks `file` (a compose configuration) and its native derivation (`scripts/stack ARGS`)
-/// with `check`, and that the two differ in the lines `differ` only.
+/// with `check`, and that the two differ in the lines `differ` only: (compose, native) pairs,
+/// native "" for a line the derivation deletes.
 fn derived_cleanly(file: &str, stack: &[&str], check: &[&str], differ: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let native = dir.path().join("native.yml");
@@ -346,18 +348,36 @@ fn derived_cleanly(file: &str, stack: &[&str], check: &[&str], differ: &[(&str, 
     }
     let native = std::fs::read_to_string(&native).unwrap();
     let compose = std::fs::read_to_string(&compose).unwrap();
-    let found: Vec<_> = compose
-        .lines()
-        .zip(native.lines())
-        .filter(|(a, b)| a != b)
-        .collect();
-    assert_eq!(found, differ);
+    assert_eq!(line_changes(&compose, &native), differ);
+}
+
+/// The lines `from` and `to` differ in, as (line of `from`, line of `to`) pairs; a line of
+/// `from` missing from `to` pairs with "". (Enough of a diff for a derivation, which replaces
+/// and deletes lines and adds none.)
+fn line_changes<'a>(from: &'a str, to: &'a str) -> Vec<(&'a str, &'a str)> {
+    let (from, to): (Vec<_>, Vec<_>) = (from.lines().collect(), to.lines().collect());
+    let (mut i, mut j, mut changes) = (0, 0, Vec::new());
+    while i < from.len() {
+        if to.get(j) == Some(&from[i]) {
+            (i, j) = (i + 1, j + 1);
+        } else if let Some(k) =
+            (1..=5).find(|k| from.get(i + k).is_some() && from.get(i + k) == to.get(j))
+        {
+            changes.extend(from[i..i + k].iter().map(|line| (*line, "")));
+            i += k;
+        } else {
+            changes.push((from[i], to.get(j).copied().unwrap_or("")));
+            (i, j) = (i + 1, j + 1);
+        }
+    }
+    changes
 }
 
 #[test]
 fn every_prometheus_config_passes_promtool_and_derives_cleanly() {
     let promtool = promtool();
     let rules = format!(r#"  - "{ROOT}/prometheus/rules/*.yml""#);
+    let targets = format!(r#"      - files: ["{ROOT}/target/stack/targets/flask_app.json"]"#);
     // The native configuration differs from the compose one in its addresses only.
     derived_cleanly(
         "prometheus/prometheus.yml",
@@ -369,10 +389,11 @@ fn every_prometheus_config_passes_promtool_and_derives_cleanly() {
                 r#"        - targets: ["alertmanager:9093"]"#,
                 r#"        - targets: ["127.0.0.1:9093"]"#,
             ),
-            (
-                r#"      - targets: ["app:8000"]"#,
-                r#"      - targets: ["127.0.0.1:8000"]"#,
-            ),
+            ("    dns_sd_configs:", "    file_sd_configs:"),
+            (r#"      - names: ["app"]"#, targets.as_str()),
+            ("        type: A", ""),
+            ("        port: 8000", ""),
+            ("        refresh_interval: 10s", ""),
             (
                 r#"      - targets: ["localhost:9090"]"#,
                 r#"      - targets: ["127.0.0.1:9090"]"#,
@@ -503,6 +524,30 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
             );
         }
     }
+    // The app scales (`--scale app=N`): no fixed container name, host ports from a range
+    // each replica takes one of, and Prometheus finds the replicas by DNS, not by a list.
+    let app = &services["app"];
+    assert!(app["container_name"].is_null());
+    let ports: Vec<&str> = app["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            "127.0.0.1:5000-5009:5000/tcp",
+            "127.0.0.1:8000-8009:8000/tcp"
+        ]
+    );
+    let prometheus = read("prometheus/prometheus.yml");
+    let job = prometheus
+        .split("- job_name: ")
+        .find(|job| job.starts_with("flask_app"))
+        .unwrap();
+    assert!(job.contains("dns_sd_configs:") && job.contains(r#"names: ["app"]"#));
+    assert!(!job.contains("static_configs"), "{job}");
     // The load generator: only with `--profile load`, at the app, once the app is healthy.
     let loadgen = &services["loadgen"];
     assert_eq!(loadgen["profiles"], serde_json::json!(["load"]));
@@ -578,4 +623,22 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
         config["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"],
         "s3cret"
     );
+}
+
+#[test]
+fn the_reference_configurations_for_scaling_prometheus_pass_promtool() {
+    for file in ["remote-write.yml", "federation.yml"] {
+        let path = Path::new(ROOT).join("deploy/prometheus-scaling").join(file);
+        let out = Command::new(promtool())
+            .args(["check", "config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
