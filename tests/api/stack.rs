@@ -642,3 +642,64 @@ fn the_reference_configurations_for_scaling_prometheus_pass_promtool() {
         );
     }
 }
+
+#[test]
+fn docs_metrics_shows_every_panel_and_its_query() {
+    let doc = read("docs/metrics.md");
+    for (title, exprs) in queries(&dashboard()) {
+        assert!(
+            doc.contains(&format!("| {title} |")),
+            "docs/metrics.md has no row for the panel {title:?}"
+        );
+        for expr in exprs {
+            // As the page shows it: without the variables' selectors, `|` escaped.
+            let shown = expr
+                .replace(r#", job=~"$job", instance=~"$instance""#, "")
+                .replace(r#"{job=~"$job", instance=~"$instance"}"#, "")
+                .replace('|', r"\|");
+            assert!(
+                doc.contains(&format!("`{shown}`")),
+                "docs/metrics.md does not show the query of {title:?}: {shown}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_docs_check_finds_broken_links_and_unrun_commands() {
+    // The real documentation passes...
+    let check = Path::new(ROOT).join("scripts/check-docs");
+    let out = Command::new(&check).arg("--links").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ...and a page with a dead link, a dead anchor and a shell block that is neither run nor
+    // needs what cannot run here does not.
+    let repo = tempfile::tempdir().unwrap();
+    let git = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(repo.path())
+        .status()
+        .unwrap();
+    assert!(git.success());
+    std::fs::write(repo.path().join("other.md"), "# A heading\n").unwrap();
+    std::fs::write(
+        repo.path().join("page.md"),
+        "[gone](missing.md) [there](other.md#a-heading) [no anchor](other.md#nope)\n\n\
+         ```sh\nls -l\n```\n\n```sh\ndocker compose up -d\n```\n",
+    )
+    .unwrap();
+    let out = Command::new(&check)
+        .arg("--links")
+        .env("CHECK_DOCS_ROOT", repo.path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{report}");
+    assert!(report.contains("link missing.md: no such file"), "{report}");
+    assert!(report.contains("no heading #nope"), "{report}");
+    assert!(report.contains("page.md:3: a shell block"), "{report}");
+    assert!(report.contains("3 problems"), "{report}");
+}
