@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::helpers::{
-    BIN, Daemon, Kind, Process, Service, stack_config, targets_file, write_report,
+    BIN, Daemon, Kind, Process, Service, prometheus_config, stack_config, targets_file,
+    write_report,
 };
 
 const TOKEN: &str = "end-to-end-test-token";
@@ -115,16 +116,21 @@ async fn notified(receiver: &str, alertname: &str, status: &str, within: Duratio
     }
 }
 
+/// The alerts Prometheus holds now (pending and firing), as its API lists them.
+pub async fn alerts(prometheus: &Daemon) -> Vec<Value> {
+    let url = format!("http://{}/api/v1/alerts", prometheus.addr);
+    let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    body["data"]["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Waits until Prometheus reports `alertname` firing; returns the alert.
 pub async fn firing(prometheus: &Daemon, alertname: &str, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let url = format!("http://{}/api/v1/alerts", prometheus.addr);
-        let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-        let alerts = body["data"]["alerts"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let alerts = alerts(prometheus).await;
         if let Some(alert) = alerts
             .iter()
             .find(|a| a["labels"]["alertname"] == alertname && a["state"] == "firing")
@@ -182,25 +188,12 @@ async fn a_turned_knob_reaches_the_receiver_and_so_does_its_resolution() {
     let rules = compressed_rules(COMPRESSION);
     let targets = targets_file(&[service.metrics]);
     let prometheus = Daemon::start(|addr| {
-        let (app, addr, am) = (
-            targets.path().to_str().unwrap(),
-            addr.to_string(),
-            alertmanager.addr.to_string(),
-        );
-        let rules = rules.path().to_str().unwrap();
-        stack_config(&[
-            "prometheus-config",
-            "--targets",
-            app,
-            "--prometheus",
-            &addr,
-            "--alertmanager",
-            &am,
-            "--rules",
-            rules,
-            "--interval",
-            "1s",
-        ])
+        prometheus_config(
+            targets.path(),
+            addr,
+            Some(alertmanager.addr),
+            Some(rules.path()),
+        )
     })
     .await;
     let load = Load(
@@ -222,15 +215,9 @@ async fn a_turned_knob_reaches_the_receiver_and_so_does_its_resolution() {
 
     // The default error rate (20 %) fires nothing: three compressed `for:` periods of it.
     tokio::time::sleep(Duration::from_secs(15)).await;
-    let body: Value = reqwest::get(format!("http://{}/api/v1/alerts", prometheus.addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(
-        body["data"]["alerts"],
-        serde_json::json!([]),
+        alerts(&prometheus).await,
+        [] as [Value; 0],
         "alerts at the default error rate"
     );
 

@@ -361,27 +361,22 @@ fn virtualenv(dir: &Path, requirements: &[&str]) {
     if std::fs::read_to_string(&marker).ok().as_deref() == Some(&wanted) {
         return;
     }
-    let run = |cmd: &mut Command| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{cmd:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(Command::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(dir));
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(requirements));
+    stdout_of(
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(dir),
+    );
+    stdout_of(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(requirements),
+    );
     std::fs::write(marker, wanted).unwrap();
 }
 
@@ -568,34 +563,64 @@ pub fn targets_file(targets: &[std::net::SocketAddr]) -> tempfile::NamedTempFile
     file
 }
 
-/// What `scripts/stack ARGS` prints: the native stack's configurations, derived from the
-/// compose ones.
-pub fn stack_config(args: &[&str]) -> String {
-    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/stack"))
-        .args(args)
-        .output()
-        .unwrap();
+/// Runs `command` to its end; returns what it printed on stdout. Fails the test, with both of
+/// its outputs, unless it succeeded.
+pub fn stdout_of(command: &mut Command) -> String {
+    let out = command.output().unwrap_or_else(|e| {
+        panic!("run {command:?}: {e} (scripts/test installs what the tests need)")
+    });
     assert!(
         out.status.success(),
-        "scripts/stack {args:?}: {}",
+        "{command:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// What `scripts/stack ARGS` prints: the native stack's configurations, derived from the
+/// compose ones.
+pub fn stack_config(args: &[&str]) -> String {
+    stdout_of(Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/stack")).args(args))
+}
+
+/// The native stack's Prometheus configuration as the tests run it: the targets listed in the
+/// file `targets` (see `targets_file`), Prometheus itself on `addr`, every scrape and rule
+/// evaluation each second; alerts to `alertmanager` and the rules in `rules` when given, else
+/// the configuration's own.
+pub fn prometheus_config(
+    targets: &Path,
+    addr: SocketAddr,
+    alertmanager: Option<SocketAddr>,
+    rules: Option<&Path>,
+) -> String {
+    let mut args = vec![
+        "prometheus-config".to_owned(),
+        "--targets".to_owned(),
+        targets.to_str().unwrap().to_owned(),
+        "--prometheus".to_owned(),
+        addr.to_string(),
+        "--interval".to_owned(),
+        "1s".to_owned(),
+    ];
+    if let Some(alertmanager) = alertmanager {
+        args.extend(["--alertmanager".to_owned(), alertmanager.to_string()]);
+    }
+    if let Some(rules) = rules {
+        args.extend(["--rules".to_owned(), rules.to_str().unwrap().to_owned()]);
+    }
+    stack_config(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 /// Runs `demo-service load` against `service` with JSON output; returns the summary.
 pub fn load(service: &Service, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .args(["load", "--target", &service.app_url(""), "--output", "json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "load {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = stdout_of(
+        Command::new(BIN)
+            .args(["load", "--target", &service.app_url(""), "--output", "json"])
+            .args(args),
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&out).unwrap()
 }
 
 /// A count in a load summary, as a float to compare with a sample.

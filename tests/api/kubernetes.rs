@@ -5,23 +5,17 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::helpers::{pipe, promtool, tools_python};
+use crate::helpers::{pipe, promtool, stdout_of, tools_python};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// `kubectl kustomize deploy/kubernetes`: the objects, as a YAML stream.
 fn rendered() -> String {
-    let out = Command::new("kubectl")
-        .args(["kustomize", "deploy/kubernetes"])
-        .current_dir(ROOT)
-        .output()
-        .expect("run kubectl (apt-get install kubernetes-client)");
-    assert!(
-        out.status.success(),
-        "kubectl kustomize:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    stdout_of(
+        Command::new("kubectl")
+            .args(["kustomize", "deploy/kubernetes"])
+            .current_dir(ROOT),
+    )
 }
 
 /// Runs tests/kubernetes/validate.py over `objects`: what it printed, and whether all passed.
@@ -66,15 +60,10 @@ fn the_manifests_render_and_every_object_is_valid() {
         );
     }
     // The rules as the Operator hands them to Prometheus pass promtool, as the sources do.
-    let out = Command::new(promtool())
-        .args(["check", "rules"])
-        .arg(rules.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check rules (the PrometheusRule's groups):\n{}",
-        String::from_utf8_lossy(&out.stdout)
+    stdout_of(
+        Command::new(promtool())
+            .args(["check", "rules"])
+            .arg(rules.path()),
     );
 }
 
@@ -101,15 +90,7 @@ fn the_validation_refuses_an_unknown_field_and_a_drifted_rule() {
 
 #[test]
 fn the_generated_objects_are_what_the_generator_writes() {
-    let out = Command::new(Path::new(ROOT).join("scripts/kubernetes-generate"))
-        .arg("--check")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stdout_of(Command::new(Path::new(ROOT).join("scripts/kubernetes-generate")).arg("--check"));
 }
 
 #[test]

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::alerts::{compressed_rules, firing};
-use crate::helpers::{BIN, Daemon, Service, stack_config, targets_file, write_report};
+use crate::alerts::{alerts, compressed_rules, firing};
+use crate::helpers::{BIN, Daemon, Service, prometheus_config, targets_file, write_report};
 
 /// The rules' durations divided by this: `for: 1m` takes 2 s, a 15m window 30 s.
 const COMPRESSION: u64 = 30;
@@ -19,12 +19,9 @@ const COMPRESSION: u64 = 30;
 /// The alerts Prometheus has firing now about the app's job, as (name, instance) pairs. (The
 /// configuration also scrapes Alertmanager, which this test does not run.)
 async fn firing_now(prometheus: &Daemon) -> Vec<(String, String)> {
-    let url = format!("http://{}/api/v1/alerts", prometheus.addr);
-    let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-    let mut alerts: Vec<_> = body["data"]["alerts"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let mut alerts: Vec<_> = alerts(prometheus)
+        .await
+        .iter()
         .filter(|a| a["state"] == "firing" && a["labels"]["job"] == "flask_app")
         .map(|a| {
             let label = |name: &str| a["labels"][name].as_str().unwrap_or("").to_owned();
@@ -56,20 +53,9 @@ async fn three_replicas_add_up_and_one_stopped_alerts_alone() {
     let instances: Vec<String> = replicas.iter().map(|r| r.metrics.to_string()).collect();
     let targets = targets_file(&replicas.iter().map(|r| r.metrics).collect::<Vec<_>>());
     let rules = compressed_rules(COMPRESSION);
-    let prometheus = Daemon::start(|addr| {
-        stack_config(&[
-            "prometheus-config",
-            "--targets",
-            targets.path().to_str().unwrap(),
-            "--prometheus",
-            &addr.to_string(),
-            "--rules",
-            rules.path().to_str().unwrap(),
-            "--interval",
-            "1s",
-        ])
-    })
-    .await;
+    let prometheus =
+        Daemon::start(|addr| prometheus_config(targets.path(), addr, None, Some(rules.path())))
+            .await;
     let mut report = String::new();
 
     // Prometheus finds all three through the file.

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{Prometheus, Service, pipe, promtool, stack_config, targets_file};
+use crate::helpers::{
+    Prometheus, Service, pipe, prometheus_config, promtool, stack_config, stdout_of, targets_file,
+};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const DASHBOARD: &str = "grafana/dashboards/service-monitoring.json";
@@ -65,19 +67,8 @@ fn substitute(expr: &str, job: &str, instance: &str, rate_interval: &str) -> Str
 async fn every_dashboard_query_answers_from_a_real_prometheus() {
     let service = Service::start(&["--max-delay", "200ms", "--users-interval", "1s"]);
     let targets = targets_file(&[service.metrics]);
-    let prometheus = Prometheus::start(|addr| {
-        let (app, addr) = (targets.path().to_str().unwrap(), addr.to_string());
-        stack_config(&[
-            "prometheus-config",
-            "--targets",
-            app,
-            "--prometheus",
-            &addr,
-            "--interval",
-            "1s",
-        ])
-    })
-    .await;
+    let prometheus =
+        Prometheus::start(|addr| prometheus_config(targets.path(), addr, None, None)).await;
 
     // Traffic of every kind the dashboard shows, until the queries are done.
     let stop = Arc::new(AtomicBool::new(false));
@@ -333,18 +324,7 @@ fn derived_cleanly(file: &str, stack: &[&str], check: &[&str], differ: &[(&str, 
     std::fs::write(&native, stack_config(stack)).unwrap();
     let compose = Path::new(ROOT).join(file);
     for config in [compose.as_path(), native.as_path()] {
-        let out = Command::new(check[0])
-            .args(&check[1..])
-            .arg(config)
-            .output()
-            .unwrap_or_else(|e| panic!("run {} (scripts/test installs it): {e}", check[0]));
-        assert!(
-            out.status.success(),
-            "{check:?} {}:\n{}{}",
-            config.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        stdout_of(Command::new(check[0]).args(&check[1..]).arg(config));
     }
     let native = std::fs::read_to_string(&native).unwrap();
     let compose = std::fs::read_to_string(&compose).unwrap();
@@ -424,23 +404,17 @@ fn the_alertmanager_config_passes_amtool_and_derives_cleanly() {
 fn compose_config(env: &[(&str, &str)]) -> Value {
     // An empty env file, so that a developer's own .env does not count.
     let no_env = tempfile::NamedTempFile::new().unwrap();
-    let out = Command::new("docker-compose")
-        .current_dir(ROOT)
-        .arg("--env-file")
-        .arg(no_env.path())
-        .arg("config")
-        // Only what the test sets: a developer's own exports must not count either.
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .output()
-        .expect("run docker-compose (apt-get install docker-compose)");
-    assert!(
-        out.status.success(),
-        "docker-compose config:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let yaml = stdout_of(
+        Command::new("docker-compose")
+            .current_dir(ROOT)
+            .arg("--env-file")
+            .arg(no_env.path())
+            .arg("config")
+            // Only what the test sets: a developer's own exports must not count either.
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env.iter().copied()),
     );
-    let yaml = String::from_utf8(out.stdout).unwrap();
     let json = pipe(
         Command::new("python3").args([
             "-c",
@@ -629,16 +603,10 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
 fn the_reference_configurations_for_scaling_prometheus_pass_promtool() {
     for file in ["remote-write.yml", "federation.yml"] {
         let path = Path::new(ROOT).join("deploy/prometheus-scaling").join(file);
-        let out = Command::new(promtool())
-            .args(["check", "config"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{file}:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        stdout_of(
+            Command::new(promtool())
+                .args(["check", "config"])
+                .arg(&path),
         );
     }
 }
