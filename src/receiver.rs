@@ -214,7 +214,7 @@ mod tests {
       "version": "4", "receiver": "oncall", "status": "firing", "groupKey": "{}:{}",
       "alerts": [{
         "status": "firing",
-        "labels": {"alertname": "TargetDown", "severity": "critical", "instance": "app:8000", "job": "flask_app"},
+        "labels": {"alertname": "DemoServiceTargetDown", "severity": "critical", "instance": "app:8000", "job": "flask_app"},
         "annotations": {"summary": "app:8000 (flask_app) is down"},
         "startsAt": "2026-11-25T12:00:00Z", "endsAt": "0001-01-01T00:00:00Z"
       }]
@@ -243,10 +243,13 @@ mod tests {
         let (_, json) = call(&router, "GET", "/alerts", "").await;
         let kept: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(kept[0]["receiver"], "oncall");
-        assert_eq!(kept[0]["alerts"][0]["alertname"], "TargetDown");
+        assert_eq!(kept[0]["alerts"][0]["alertname"], "DemoServiceTargetDown");
         assert_eq!(kept[0]["alerts"][0]["labels"]["job"], "flask_app");
         let (_, page) = call(&router, "GET", "/", "").await;
-        assert!(page.contains("FIRING   critical TargetDown"), "{page}");
+        assert!(
+            page.contains("FIRING   critical DemoServiceTargetDown"),
+            "{page}"
+        );
         assert!(page.contains("app:8000 (flask_app) is down"), "{page}");
     }
 

@@ -79,7 +79,11 @@ fn the_validation_refuses_an_unknown_field_and_a_drifted_rule() {
     assert!(report.contains("'replica' was unexpected"), "{report}");
     assert!(report.contains("'intervall' was unexpected"), "{report}");
     // A rule changed in the manifest but not in prometheus/rules/.
-    let drifted = rendered().replacen("expr: up == 0", "expr: up == 2", 1);
+    let drifted = rendered().replacen(
+        r#"expr: up{job="flask_app"} == 0"#,
+        r#"expr: up{job="flask_app"} == 2"#,
+        1,
+    );
     let (report, ok) = validate(&drifted, rules.path());
     assert!(!ok, "{report}");
     assert!(
@@ -91,6 +95,40 @@ fn the_validation_refuses_an_unknown_field_and_a_drifted_rule() {
 #[test]
 fn the_generated_objects_are_what_the_generator_writes() {
     stdout_of(Command::new(Path::new(ROOT).join("scripts/kubernetes-generate")).arg("--check"));
+}
+
+#[test]
+fn the_dashboard_folder_is_one_that_the_documented_values_make_grafana_read() {
+    // Grafana's sidecar reads no folder annotation unless told which one: the values that
+    // docs/scaling.md gives kube-prometheus-stack must name the one the ConfigMap carries.
+    let objects = rendered();
+    let config_map = objects
+        .split("\n---\n")
+        .find(|o| o.contains("kind: ConfigMap") && o.contains("name: demo-service-dashboards"))
+        .expect("the dashboard ConfigMap");
+    let annotation = config_map
+        .lines()
+        .skip_while(|l| *l != "  annotations:")
+        .nth(1)
+        .and_then(|l| l.trim().split_once(':'))
+        .map(|(key, _)| key.to_owned())
+        .expect("the dashboard ConfigMap has an annotation");
+    assert_eq!(annotation, "grafana_folder");
+    let docs = std::fs::read_to_string(Path::new(ROOT).join("docs/scaling.md")).unwrap();
+    let values = docs
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/scaling.md shows kube-prometheus-stack's values");
+    for line in [
+        format!("folderAnnotation: {annotation}"),
+        "foldersFromFilesStructure: true".to_owned(),
+    ] {
+        assert!(
+            values.lines().any(|l| l.trim() == line),
+            "docs/scaling.md's values lack `{line}`:\n{values}"
+        );
+    }
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Three replicas, as `scripts/stack --replicas 3` runs them: found by a real Prometheus through
 //! a file of targets, loaded in turn by one load generator. The per-instance counts add up to
-//! the traffic sent; a stopped replica fires TargetDown for itself alone; a replica that leaves
-//! service discovery (as a stopped container leaves Docker's DNS) fires TargetMissing.
+//! the traffic sent; a stopped replica fires DemoServiceTargetDown for itself alone; a replica
+//! that leaves service discovery (as a stopped container leaves Docker's DNS) fires
+//! DemoServiceTargetMissing.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -135,15 +136,15 @@ async fn three_replicas_add_up_and_one_stopped_alerts_alone() {
     assert!(
         !alerts
             .iter()
-            .any(|(name, _)| name == "TargetDown" || name == "TargetMissing"),
+            .any(|(name, _)| name == "DemoServiceTargetDown" || name == "DemoServiceTargetMissing"),
         "{alerts:?}"
     );
 
-    // The second replica stops: TargetDown fires for it, and for it alone.
+    // The second replica stops: DemoServiceTargetDown fires for it, and for it alone.
     let stopped = Instant::now();
     replicas[1].signal("TERM");
     assert!(replicas[1].wait(Duration::from_secs(15)).success());
-    let down = ("TargetDown".to_owned(), instances[1].clone());
+    let down = ("DemoServiceTargetDown".to_owned(), instances[1].clone());
     let deadline = Instant::now() + Duration::from_secs(30);
     while !firing_now(&prometheus).await.contains(&down) {
         assert!(Instant::now() < deadline, "{down:?} did not fire");
@@ -160,12 +161,13 @@ async fn three_replicas_add_up_and_one_stopped_alerts_alone() {
     .unwrap();
     let target_alerts: Vec<_> = alerts
         .iter()
-        .filter(|(name, _)| name.starts_with("Target"))
+        .filter(|(name, _)| name.starts_with("DemoServiceTarget"))
         .collect();
     assert_eq!(target_alerts, [&down], "{report}");
 
-    // It leaves service discovery, as a stopped container leaves Docker's DNS: TargetDown has
-    // nothing left to fire on, and TargetMissing fires for the job.
+    // It leaves service discovery, as a stopped container leaves Docker's DNS:
+    // DemoServiceTargetDown has nothing left to fire on, and DemoServiceTargetMissing fires for
+    // the job.
     let left = Instant::now();
     let remaining = [replicas[0].metrics, replicas[2].metrics];
     std::fs::write(
@@ -173,7 +175,12 @@ async fn three_replicas_add_up_and_one_stopped_alerts_alone() {
         serde_json::json!([{ "targets": remaining.map(|a| a.to_string()) }]).to_string(),
     )
     .unwrap();
-    let missing = firing(&prometheus, "TargetMissing", Duration::from_secs(30)).await;
+    let missing = firing(
+        &prometheus,
+        "DemoServiceTargetMissing",
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(missing["labels"]["job"], "flask_app");
     let alerts = firing_now(&prometheus).await;
     writeln!(
@@ -183,7 +190,9 @@ async fn three_replicas_add_up_and_one_stopped_alerts_alone() {
     )
     .unwrap();
     assert!(
-        !alerts.iter().any(|(name, _)| name == "TargetDown"),
+        !alerts
+            .iter()
+            .any(|(name, _)| name == "DemoServiceTargetDown"),
         "{report}"
     );
     write_report("replicas.txt", &report);
