@@ -521,18 +521,24 @@ impl Daemon {
 
     /// Runs an instant query; returns the `result` array. Panics if Prometheus refuses it.
     pub async fn query(&self, expr: &str) -> Vec<serde_json::Value> {
-        let url = reqwest::Url::parse_with_params(
-            &format!("http://{}/api/v1/query", self.addr),
-            &[("query", expr)],
-        )
-        .unwrap();
-        let body: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-        assert_eq!(body["status"], "success", "{expr}: {body}");
-        body["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        query(&format!("http://{}", self.addr), expr, None).await
     }
+}
+
+/// Runs an instant query on the Prometheus at `base` (`http://host:port`), now or at the Unix
+/// time `at`; returns the `result` array. Panics if Prometheus refuses it.
+pub async fn query(base: &str, expr: &str, at: Option<f64>) -> Vec<serde_json::Value> {
+    let mut params = vec![("query", expr.to_owned())];
+    if let Some(at) = at {
+        params.push(("time", format!("{at:.3}")));
+    }
+    let url = reqwest::Url::parse_with_params(&format!("{base}/api/v1/query"), &params).unwrap();
+    let body: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    assert_eq!(body["status"], "success", "{expr}: {body}");
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 impl Drop for Daemon {

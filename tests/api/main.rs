@@ -2,6 +2,7 @@
 
 mod admin;
 mod alerts;
+mod compose;
 mod helpers;
 mod kubernetes;
 mod load;

@@ -2,7 +2,7 @@
 //! scrapes the real service; every Prometheus configuration passes promtool; the compose file
 //! is valid and keeps its promises; the dashboard references only what exists.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::helpers::{
-    Prometheus, Service, pipe, prometheus_config, promtool, stack_config, stdout_of, targets_file,
+    Prometheus, Service, prometheus_config, promtool, stack_config, stdout_of, targets_file,
 };
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -98,15 +98,35 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
+    let prometheus_url = format!("http://{}", prometheus.addr);
     let instance = service.metrics.to_string();
+    let (report, empty) = dashboard_queries(&prometheus_url, &instance, "10s").await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = traffic.await;
+    crate::helpers::write_report("dashboard-queries.txt", &report);
+    assert!(
+        empty.is_empty(),
+        "panels without data:\n{}",
+        empty.join("\n")
+    );
+}
+
+/// Runs every query of the dashboard against the Prometheus at `prometheus` (`http://...`) as
+/// Grafana would: as the dashboard opens (every job and instance), and with the job flask_app
+/// and `instance` chosen, `$__rate_interval` being `rate_interval`. Returns a report of the
+/// values (panel | query | value) and the queries that returned nothing, with their panels.
+pub async fn dashboard_queries(
+    prometheus: &str,
+    instance: &str,
+    rate_interval: &str,
+) -> (String, Vec<String>) {
     let mut report = String::from("\npanel | query (job=flask_app) | value\n");
     let mut empty = Vec::new();
     for (title, exprs) in queries(&dashboard()) {
         for expr in exprs {
-            // As the dashboard opens (All), and with one job and instance chosen.
-            for (job, instance) in [(".*", ".*"), ("flask_app", instance.as_str())] {
-                let query = substitute(&expr, job, instance, "10s");
-                let result = prometheus.query(&query).await;
+            for (job, instance) in [(".*", ".*"), ("flask_app", instance)] {
+                let query = substitute(&expr, job, instance, rate_interval);
+                let result = crate::helpers::query(prometheus, &query, None).await;
                 let values: Vec<f64> = result
                     .iter()
                     .filter_map(|s| s["value"][1].as_str()?.parse().ok())
@@ -122,14 +142,7 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
             }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let _ = traffic.await;
-    crate::helpers::write_report("dashboard-queries.txt", &report);
-    assert!(
-        empty.is_empty(),
-        "panels without data:\n{}",
-        empty.join("\n")
-    );
+    (report, empty)
 }
 
 #[test]
@@ -400,34 +413,33 @@ fn the_alertmanager_config_passes_amtool_and_derives_cleanly() {
     );
 }
 
-/// The compose file as `docker-compose config` resolves it with `env`, as JSON.
+/// The compose file as Docker Compose v2 (`docker compose config`) resolves it with `env`,
+/// every profile included, as JSON. Compose validates it against its schema on the way.
 fn compose_config(env: &[(&str, &str)]) -> Value {
     // An empty env file, so that a developer's own .env does not count.
     let no_env = tempfile::NamedTempFile::new().unwrap();
-    let yaml = stdout_of(
-        Command::new("docker-compose")
+    let json = stdout_of(
+        Command::new("docker")
             .current_dir(ROOT)
-            .arg("--env-file")
+            .args(["compose", "--profile", "*", "--env-file"])
             .arg(no_env.path())
-            .arg("config")
+            .args(["config", "--format", "json"])
             // Only what the test sets: a developer's own exports must not count either.
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .envs(env.iter().copied()),
     );
-    let json = pipe(
-        Command::new("python3").args([
-            "-c",
-            "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)",
-        ]),
-        &yaml,
-    );
-    assert!(
-        json.status.success(),
-        "{}",
-        String::from_utf8_lossy(&json.stderr)
-    );
-    serde_json::from_slice(&json.stdout).unwrap()
+    serde_json::from_str(&json).unwrap()
+}
+
+/// A published port as `host_ip:published:target`.
+fn published(port: &Value) -> String {
+    format!(
+        "{}:{}:{}",
+        port["host_ip"].as_str().unwrap_or(""),
+        port["published"].as_str().unwrap_or(""),
+        port["target"]
+    )
 }
 
 #[test]
@@ -448,14 +460,15 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
             "grafana",
             "loadgen",
             "prometheus",
-            "receiver"
+            "receiver",
+            "replica"
         ]
     );
 
     for (name, service) in services {
         if name == "loadgen" {
-            // It serves nothing to check; docker-compose writes `disable: true` as NONE.
-            assert_eq!(service["healthcheck"]["test"], serde_json::json!(["NONE"]));
+            // It serves nothing to check.
+            assert_eq!(service["healthcheck"]["disable"], true);
         } else {
             assert!(
                 service["healthcheck"]["test"].is_array(),
@@ -481,16 +494,22 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
             "{name} runs as root"
         );
         for port in service["ports"].as_array().into_iter().flatten() {
-            let port = port.as_str().unwrap();
-            assert!(
-                port.starts_with("127.0.0.1:"),
+            assert_eq!(
+                port["host_ip"], "127.0.0.1",
                 "{name} publishes {port} beyond loopback"
             );
         }
-        if let Some(image) = service["image"]
-            .as_str()
-            .filter(|_| service["build"].is_null())
-        {
+        let image = service["image"].as_str().unwrap();
+        if image == "demo-service:local" {
+            // One service builds the project's image, the others run it and pull nothing:
+            // three builds of one tag race each other under Compose's bake builder.
+            if name == "app" {
+                assert!(service["build"].is_object());
+            } else {
+                assert!(service["build"].is_null(), "{name} builds the image again");
+                assert_eq!(service["pull_policy"], "never", "{name}");
+            }
+        } else {
             let tag = image.rsplit_once(':').map_or("", |(_, tag)| tag);
             assert!(
                 tag.chars().any(|c| c.is_ascii_digit()),
@@ -498,23 +517,29 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
             );
         }
     }
-    // The app scales (`--scale app=N`): no fixed container name, host ports from a range
-    // each replica takes one of, and Prometheus finds the replicas by DNS, not by a list.
+    // The seed's ports, fixed: the app on 5000 and its metrics on 8000 whatever was stopped
+    // and started. (A range would move them at every start.) Its replicas publish nothing and
+    // answer to the name `app` as well, so Prometheus finds them all by DNS, not by a list.
     let app = &services["app"];
     assert!(app["container_name"].is_null());
-    let ports: Vec<&str> = app["ports"]
+    let ports: Vec<String> = app["ports"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p.as_str().unwrap())
+        .map(published)
         .collect();
+    assert_eq!(ports, ["127.0.0.1:5000:5000", "127.0.0.1:8000:8000"]);
+    let replica = &services["replica"];
+    assert_eq!(replica["profiles"], serde_json::json!(["replicas"]));
+    assert!(replica["ports"].is_null(), "replicas publish no ports");
     assert_eq!(
-        ports,
-        [
-            "127.0.0.1:5000-5009:5000/tcp",
-            "127.0.0.1:8000-8009:8000/tcp"
-        ]
+        replica["networks"]["default"]["aliases"],
+        serde_json::json!(["app"])
     );
+    assert_eq!(replica["deploy"]["replicas"], 2);
+    for key in ["environment", "healthcheck", "user", "stop_grace_period"] {
+        assert_eq!(replica[key], app[key], "replica and app differ in {key}");
+    }
     let prometheus = read("prometheus/prometheus.yml");
     let job = prometheus
         .split("- job_name: ")
@@ -534,15 +559,18 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
             .any(|a| a == "--target=http://app:5000")
     );
     assert_eq!(loadgen["depends_on"]["app"]["condition"], "service_healthy");
-    // Start-up order: Grafana waits for a healthy Prometheus, Prometheus for a started app.
+    // Start-up order, as the file's header explains it: Grafana waits for a healthy
+    // Prometheus, Prometheus for a started app and a started Alertmanager.
     assert_eq!(
         services["grafana"]["depends_on"]["prometheus"]["condition"],
         "service_healthy"
     );
-    assert_eq!(
-        services["prometheus"]["depends_on"]["app"]["condition"],
-        "service_started"
-    );
+    for dependency in ["app", "alertmanager"] {
+        assert_eq!(
+            services["prometheus"]["depends_on"][dependency]["condition"],
+            "service_started"
+        );
+    }
     // History survives re-creation, for a bounded time.
     let volumes: BTreeSet<_> = config["volumes"]
         .as_object()
@@ -582,15 +610,15 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
         ("BIND_ADDRESS", "0.0.0.0"),
         ("GRAFANA_ADMIN_PASSWORD", "s3cret"),
     ]);
-    let ports: BTreeMap<_, _> = config["services"]
+    let ports: Vec<String> = config["services"]
         .as_object()
         .unwrap()
-        .iter()
-        .filter(|(_, s)| s["ports"].is_array())
-        .map(|(name, s)| (name.clone(), s["ports"][0].as_str().unwrap().to_owned()))
+        .values()
+        .flat_map(|s| s["ports"].as_array().cloned().unwrap_or_default())
+        .map(|p| published(&p))
         .collect();
     assert!(
-        ports.values().all(|p| p.starts_with("0.0.0.0:")),
+        ports.len() >= 6 && ports.iter().all(|p| p.starts_with("0.0.0.0:")),
         "{ports:?}"
     );
     assert_eq!(
@@ -600,7 +628,58 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
 }
 
 #[test]
+fn the_native_stack_starts_grafana_13_as_well_as_older_ones() {
+    // Grafana 13 removed `grafana-server`; `grafana server` is what it has.
+    let cases: [(&[&str], &str); 4] = [
+        (&["grafana", "grafana-server"], "grafana server"),
+        (&["grafana"], "grafana server"),
+        (&["grafana-server"], "grafana-server"),
+        (&[], ""),
+    ];
+    for (installed, expected) in cases {
+        let bin = tempfile::tempdir().unwrap();
+        for name in installed {
+            let path = bin.path().join(name);
+            std::fs::write(&path, "#!/bin/sh\n").unwrap();
+            let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+            std::fs::set_permissions(&path, executable).unwrap();
+        }
+        let path = format!("{}:/usr/bin:/bin", bin.path().display());
+        let out = stdout_of(
+            Command::new(Path::new(ROOT).join("scripts/stack"))
+                .arg("grafana-command")
+                .env("PATH", path),
+        );
+        assert_eq!(out.trim(), expected, "with {installed:?} installed");
+    }
+}
+
+#[test]
 fn the_reference_configurations_for_scaling_prometheus_pass_promtool() {
+    // The external labels that tell the replicas of an HA pair apart and that still reach the
+    // alerts: Prometheus puts external labels on its alerts, then applies alert_relabel_configs
+    // (a labeldrop whose anchored regex matches the name takes one off). Alertmanager
+    // deduplicates identical alerts only, so with such a label each notification comes twice.
+    let replica_labels_on_alerts = |config: &str| -> (Vec<String>, Vec<String>) {
+        const CHECK: &str = r#"
+import json, re, sys, yaml
+config = yaml.safe_load(sys.stdin)
+names = [n for n in (config.get("global") or {}).get("external_labels") or {} if "replica" in n.lower()]
+drops = [r.get("regex", "(.*)") for r in (config.get("alerting") or {}).get("alert_relabel_configs") or []
+         if r.get("action", "replace") == "labeldrop"]
+json.dump([names, [n for n in names if not any(re.fullmatch(d, n) for d in drops)]], sys.stdout)
+"#;
+        let out = crate::helpers::pipe(
+            Command::new(crate::helpers::tools_python()).args(["-c", CHECK]),
+            config,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
     for file in ["remote-write.yml", "federation.yml"] {
         let path = Path::new(ROOT).join("deploy/prometheus-scaling").join(file);
         stdout_of(
@@ -608,6 +687,19 @@ fn the_reference_configurations_for_scaling_prometheus_pass_promtool() {
                 .args(["check", "config"])
                 .arg(&path),
         );
+        let config = std::fs::read_to_string(&path).unwrap();
+        let (replica, on_alerts) = replica_labels_on_alerts(&config);
+        assert!(
+            on_alerts.is_empty(),
+            "{file}: the external labels {on_alerts:?} tell the replicas apart and reach the \
+             alerts: drop them with alerting.alert_relabel_configs (action: labeldrop)"
+        );
+        if file == "remote-write.yml" {
+            // The HA pair's label is there, and the check sees it when it is not dropped.
+            assert_eq!(replica, ["__replica__"]);
+            let kept = config.replace("regex: __replica__", "regex: replica");
+            assert_eq!(replica_labels_on_alerts(&kept).1, ["__replica__"]);
+        }
     }
 }
 

@@ -1,0 +1,484 @@
+//! The compose stack, run for real: the project's own docker-compose.yml, unmodified, under a
+//! real Docker engine and Docker Compose v2, every service but Grafana (whose image cannot be
+//! had here). It needs the engine, so `cargo test` leaves it out; `scripts/test-compose` starts
+//! the engine and the stand-in images, then runs it:
+//!
+//!   cargo test --test api compose -- --ignored --nocapture
+//!
+//! One scenario, in the order a learner meets the stack, with the real rules and intervals
+//! (nothing time-compressed). Its own project name and loopback address, so that it cannot
+//! clash with a developer's own compose run or the native stack; everything it made, volumes
+//! included, goes when it ends, passed or failed.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+use crate::alerts::notified;
+use crate::helpers::{query, stdout_of, write_report};
+
+const PROJECT: &str = "demo-service-compose-test";
+const ADDR: &str = "127.0.0.3";
+/// Every service that can run here: all but Grafana.
+const SERVICES: [&str; 4] = ["app", "prometheus", "alertmanager", "receiver"];
+
+/// `docker compose` on the project's file, with a project name, an env file and a published
+/// address of its own. Takes the whole project down, volumes included, when dropped.
+struct Compose {
+    env_file: tempfile::NamedTempFile,
+    report: String,
+    started: Instant,
+}
+
+impl Compose {
+    fn new(env: &str) -> Compose {
+        let compose = Compose {
+            env_file: env_file(env),
+            report: String::new(),
+            started: Instant::now(),
+        };
+        // What a killed earlier run may have left.
+        compose.down(true);
+        compose
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("docker");
+        command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["compose", "--project-name", PROJECT, "--env-file"])
+            .arg(self.env_file.path())
+            .args(args)
+            // Only what the test sets: a developer's exports must not count.
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env(
+                "HOME",
+                std::env::var_os("HOME").unwrap_or_else(|| "/".into()),
+            )
+            .env("BIND_ADDRESS", ADDR);
+        command
+    }
+
+    /// Runs `docker compose ARGS`; fails the test unless it succeeds. Returns its stdout.
+    fn run(&self, args: &[&str]) -> String {
+        stdout_of(&mut self.command(args))
+    }
+
+    fn output(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// `up -d --wait` of `services`, with the given env.
+    fn up(&self, services: &[&str]) -> Output {
+        let mut args = vec!["up", "-d", "--wait", "--wait-timeout", "120"];
+        args.extend_from_slice(services);
+        self.output(&args)
+    }
+
+    fn down(&self, volumes: bool) {
+        let mut args = vec![
+            "--profile",
+            "*",
+            "down",
+            "--remove-orphans",
+            "--timeout",
+            "20",
+        ];
+        if volumes {
+            args.push("--volumes");
+        }
+        let _ = self.output(&args);
+    }
+
+    /// The ids of the containers of `service` (all of the project's when empty), stopped ones
+    /// included.
+    fn containers(&self, service: &str) -> Vec<String> {
+        let mut args = vec!["--profile", "*", "ps", "--all", "--quiet"];
+        if !service.is_empty() {
+            args.push(service);
+        }
+        self.run(&args).lines().map(str::to_owned).collect()
+    }
+
+    fn say(&mut self, line: &str) {
+        let line = format!("[{:>4} s] {line}", self.started.elapsed().as_secs());
+        eprintln!("compose test: {line}");
+        self.report.push_str(&line);
+        self.report.push('\n');
+    }
+}
+
+impl Drop for Compose {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("compose test failed; the project's state and logs:");
+            let _ = self.command(&["--profile", "*", "ps", "--all"]).status();
+            let _ = self
+                .command(&["--profile", "*", "logs", "--tail", "20"])
+                .status();
+        }
+        self.down(true);
+        write_report("compose.txt", &self.report);
+    }
+}
+
+fn env_file(text: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
+fn docker(args: &[&str]) -> String {
+    stdout_of(Command::new("docker").args(args))
+}
+
+fn url(port: u16, path: &str) -> String {
+    format!("http://{ADDR}:{port}{path}")
+}
+
+fn prometheus() -> String {
+    url(9090, "")
+}
+
+/// Polls `check` every half second until it returns `Some`; fails with `what` after `within`.
+async fn poll<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn status_of(url: &str) -> Option<u16> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    client
+        .get(url)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// Waits until the app answers on BIND_ADDRESS:5000 and its metrics on :8000.
+async fn app_answers_on_its_ports(why: &str) {
+    for (port, path) in [(5000, "/simulate_error"), (8000, "/metrics")] {
+        let url = url(port, path);
+        poll(
+            &format!("{url} after {why}"),
+            Duration::from_secs(60),
+            || async { status_of(&url).await.filter(|s| [200, 500].contains(s)) },
+        )
+        .await;
+    }
+}
+
+/// The app's own samples, from its metrics port.
+async fn app_samples() -> std::collections::BTreeMap<String, f64> {
+    crate::helpers::scrape(&url(8000, "/metrics")).await
+}
+
+/// Every request the app has answered: http_requests_total summed over its series.
+async fn requests_answered() -> f64 {
+    app_samples()
+        .await
+        .iter()
+        .filter(|(series, _)| series.starts_with("http_requests_total{"))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// The flask_app targets Prometheus has up, as instance names.
+async fn targets_up() -> Vec<String> {
+    let result = query(&prometheus(), r#"up{job="flask_app"} == 1"#, None).await;
+    let mut instances: Vec<String> = result
+        .iter()
+        .map(|s| s["metric"]["instance"].as_str().unwrap().to_owned())
+        .collect();
+    instances.sort();
+    instances
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The numbers in the load generator's summary line `requests   N sent, M answered, ...`.
+fn load_summary(logs: &str) -> (f64, f64) {
+    let line = logs
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("requests ") && l.contains(" sent, "))
+        .unwrap_or_else(|| panic!("no summary in the load generator's output:\n{logs}"));
+    let numbers: Vec<f64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+/// What `docker inspect` says of a container's hardening; `Err` names what is missing.
+fn hardening(inspect: &Value) -> Result<(), String> {
+    let name = inspect["Name"].as_str().unwrap_or("?");
+    let host = &inspect["HostConfig"];
+    let user = inspect["Config"]["User"].as_str().unwrap_or("");
+    let mut missing = Vec::new();
+    if user.is_empty() || user == "root" || user.starts_with("0:") || user == "0" {
+        missing.push(format!("runs as user {user:?}"));
+    }
+    if host["ReadonlyRootfs"] != true {
+        missing.push("root filesystem is writable".to_owned());
+    }
+    if host["CapDrop"] != serde_json::json!(["ALL"]) {
+        missing.push(format!("CapDrop is {}", host["CapDrop"]));
+    }
+    let opts = host["SecurityOpt"].as_array().cloned().unwrap_or_default();
+    if !opts.iter().any(|o| o == "no-new-privileges:true") {
+        missing.push(format!("SecurityOpt is {opts:?}"));
+    }
+    for (port, bindings) in host["PortBindings"].as_object().into_iter().flatten() {
+        for binding in bindings.as_array().into_iter().flatten() {
+            if binding["HostIp"] != ADDR {
+                missing.push(format!("{port} published on {}", binding["HostIp"]));
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{name}: {}", missing.join("; ")))
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a Docker engine and Compose v2: scripts/test-compose runs it"]
+async fn the_compose_stack_works_as_the_docs_say() {
+    // Twenty requests a second from the load generator, so that the dashboard fills quickly.
+    let mut compose = Compose::new("LOAD_RATE=20\n");
+
+    // --- up, healthy --------------------------------------------------------------------
+    let took = Instant::now();
+    let mut args = vec!["up", "-d", "--build", "--wait", "--wait-timeout", "300"];
+    args.extend_from_slice(&SERVICES);
+    compose.run(&args);
+    compose.say(&format!(
+        "up -d --build --wait {}: {:.0} s",
+        SERVICES.join(" "),
+        took.elapsed().as_secs_f64()
+    ));
+    let ps = compose.run(&["ps", "--format", "{{.Service}}\t{{.Status}}\t{{.Ports}}"]);
+    for line in ps.lines() {
+        compose.say(&format!("  {line}"));
+    }
+    assert_eq!(ps.matches("(healthy)").count(), SERVICES.len(), "{ps}");
+
+    // --- Prometheus finds the app by DNS ---------------------------------------------------
+    let up = poll(
+        "up{job=\"flask_app\"} == 1",
+        Duration::from_secs(60),
+        || async { Some(targets_up().await).filter(|t| t.len() == 1) },
+    )
+    .await;
+    compose.say(&format!(
+        "Prometheus scrapes the app it found by DNS: {up:?}"
+    ));
+    let instance = up[0].clone();
+
+    // --- a few requests by hand, then the load generator -----------------------------------
+    let client = reqwest::Client::new();
+    for path in ["/", "/simulate_error", "/simulate_error", "/nope"] {
+        client.get(url(5000, path)).send().await.unwrap();
+    }
+    let before = requests_answered().await;
+    compose.run(&["--profile", "load", "up", "-d", "loadgen"]);
+    compose.say("--profile load up -d loadgen: the generator runs");
+
+    // --- every dashboard query answers ------------------------------------------------------
+    // Grafana's $__rate_interval at a 15 s scrape interval is 1m: four scrapes.
+    let report = poll(
+        "every dashboard query answering from compose's Prometheus",
+        Duration::from_secs(240),
+        || async {
+            let (report, empty) =
+                crate::stack::dashboard_queries(&prometheus(), &instance, "1m").await;
+            empty.is_empty().then_some(report)
+        },
+    )
+    .await;
+    let queries = report.lines().filter(|l| l.contains(" | ")).count() - 1;
+    compose.say(&format!(
+        "every dashboard query answers: {queries} queries with a value"
+    ));
+
+    compose.run(&["--profile", "load", "stop", "loadgen"]);
+    let logs = compose.run(&["--profile", "load", "logs", "--no-log-prefix", "loadgen"]);
+    let (sent, answered) = load_summary(&logs);
+    let moved = requests_answered().await - before;
+    compose.say(&format!(
+        "loadgen stopped: it sent {sent} and had {answered} answered; the app's \
+         http_requests_total moved by {moved}"
+    ));
+    assert!(sent > 0.0 && sent == answered, "{logs}");
+    assert_eq!(moved, sent, "the app counted other than the generator sent");
+
+    // --- stop with a slow request in flight: it is answered, the exit code is 0 ------------
+    let slow = tokio::spawn(async move {
+        let response = reqwest::get(url(5000, "/delay/3s")).await.unwrap();
+        response.status().as_u16()
+    });
+    poll(
+        "the slow request in flight",
+        Duration::from_secs(10),
+        || async {
+            let samples = app_samples().await;
+            let in_flight: f64 = samples
+                .iter()
+                .filter(|(s, _)| s.starts_with("http_requests_in_flight"))
+                .map(|(_, v)| v)
+                .sum();
+            (in_flight >= 1.0).then_some(())
+        },
+    )
+    .await;
+    let took = Instant::now();
+    compose.run(&["stop", "app"]);
+    let stopped_in = took.elapsed().as_secs_f64();
+    let status = slow.await.unwrap();
+    let app = compose.containers("app").remove(0);
+    let exit = docker(&["inspect", "--format", "{{.State.ExitCode}}", &app]);
+    compose.say(&format!(
+        "stop app with /delay/3s in flight: the request got {status}, the container exited \
+         {} after {stopped_in:.1} s",
+        exit.trim()
+    ));
+    assert_eq!(status, 200);
+    assert_eq!(exit.trim(), "0", "SIGKILLed (137) or failed");
+
+    // --- the seed's ports, after a stop and start -------------------------------------------
+    compose.run(&["start", "app"]);
+    app_answers_on_its_ports("stop app + start app").await;
+    compose.say(&format!(
+        "start app: the app answers on {ADDR}:5000, its metrics on :8000"
+    ));
+
+    // --- three replicas --------------------------------------------------------------------
+    compose.run(&["--profile", "replicas", "up", "-d", "--wait", "replica"]);
+    let three = poll(
+        "three flask_app targets up",
+        Duration::from_secs(90),
+        || async { Some(targets_up().await).filter(|t| t.len() == 3) },
+    )
+    .await;
+    compose.say(&format!(
+        "--profile replicas up -d --wait replica: three targets up {three:?}"
+    ));
+
+    // Every container there is now, stopped ones included: hardened, published on ADDR only.
+    let ids = compose.containers("");
+    let mut args = vec!["inspect"];
+    args.extend(ids.iter().map(String::as_str));
+    let inspected: Vec<Value> = serde_json::from_str(&docker(&args)).unwrap();
+    let faults: Vec<String> = inspected
+        .iter()
+        .filter_map(|c| hardening(c).err())
+        .collect();
+    assert!(faults.is_empty(), "{faults:#?}");
+    compose.say(&format!(
+        "docker inspect of {} containers: none runs as root, read-only root filesystems, \
+         CapDrop ALL, no-new-privileges, ports on {ADDR} only",
+        inspected.len()
+    ));
+
+    // --- a replica stopped: the alert the docs promise reaches the receiver -----------------
+    let replica = compose.containers("replica").remove(0);
+    let took = Instant::now();
+    docker(&["stop", &replica]);
+    let alert = notified(
+        &url(9095, ""),
+        "DemoServiceTargetMissing",
+        "firing",
+        Duration::from_secs(300),
+    )
+    .await;
+    compose.say(&format!(
+        "docker stop of one replica: {} firing at the receiver {:.0} s later ({})",
+        alert["alertname"],
+        took.elapsed().as_secs_f64(),
+        alert["summary"]
+    ));
+
+    // --- history across down and up; down -v removes it -------------------------------------
+    let scraped_at = now();
+    let before_down = query(&prometheus(), r#"up{job="flask_app"}"#, Some(scraped_at)).await;
+    assert!(!before_down.is_empty());
+    compose.down(false);
+    compose.run(&[&["up", "-d", "--wait"][..], &SERVICES].concat());
+    app_answers_on_its_ports("down + up").await;
+    let after = query(&prometheus(), r#"up{job="flask_app"}"#, Some(scraped_at)).await;
+    compose.say(&format!(
+        "down, then up: the app answers on {ADDR}:5000 and :8000; Prometheus still answers \
+         up{{job=\"flask_app\"}} at a time before the down: {} series, as before it",
+        after.len()
+    ));
+    assert_eq!(
+        after.len(),
+        before_down.len(),
+        "history lost across down/up"
+    );
+    compose.down(true);
+    let volumes = docker(&[
+        "volume",
+        "ls",
+        "--quiet",
+        "--filter",
+        &format!("name={PROJECT}_"),
+    ]);
+    assert!(volumes.trim().is_empty(), "down -v left {volumes}");
+    compose.say("down -v: the volumes, and with them the history, are gone");
+
+    // --- a bad setting in .env: up --wait fails, the app's log says why ---------------------
+    compose.env_file = env_file("DEMO_SERVICE_ERROR_RATE=2\n");
+    let out = compose.up(&SERVICES);
+    assert!(
+        !out.status.success(),
+        "up --wait succeeded with an error rate of 2"
+    );
+    let logs = compose.run(&["logs", "--no-log-prefix", "app"]);
+    let line = logs.lines().next().unwrap_or("");
+    assert!(
+        line.contains("2 is outside [0, 1]"),
+        "the app's log does not say what is wrong:\n{logs}"
+    );
+    let ps = compose.run(&["ps", "--format", "{{.Service}}\t{{.Status}}"]);
+    for service in ["prometheus", "alertmanager", "receiver"] {
+        assert!(
+            ps.lines()
+                .any(|l| l.starts_with(service) && l.contains("(healthy)")),
+            "{service} is not healthy beside a broken app:\n{ps}"
+        );
+    }
+    compose.say(&format!(
+        "DEMO_SERVICE_ERROR_RATE=2 in .env: up --wait fails ({}), the app logs \"{line}\", \
+         Prometheus, Alertmanager and the receiver stay healthy",
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim()
+    ));
+}
