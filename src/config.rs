@@ -48,7 +48,8 @@ pub struct ReceiverArgs {
     #[arg(
         long,
         env = "DEMO_SERVICE_RECEIVER_ADDR",
-        default_value = "0.0.0.0:9095"
+        default_value = "0.0.0.0:9095",
+        value_parser = listen_addr
     )]
     pub addr: SocketAddr,
 
@@ -107,7 +108,7 @@ pub struct LoadArgs {
     pub mix: crate::load::Mix,
 
     /// Open loop: requests per second, sent whatever the answers take [default: 10].
-    #[arg(long, env = "DEMO_SERVICE_LOAD_RATE", value_parser = rate, conflicts_with = "concurrency")]
+    #[arg(long, env = "DEMO_SERVICE_LOAD_RATE", value_parser = rate, allow_negative_numbers = true, conflicts_with = "concurrency")]
     pub rate: Option<f64>,
 
     /// Closed loop: this many requests in flight, each sent when the last one is answered.
@@ -123,11 +124,11 @@ pub struct LoadArgs {
     pub period: Duration,
 
     /// How far a sine swings around --rate, as a fraction of it (0 to 1).
-    #[arg(long, env = "DEMO_SERVICE_LOAD_AMPLITUDE", default_value_t = 0.5, value_parser = probability)]
+    #[arg(long, env = "DEMO_SERVICE_LOAD_AMPLITUDE", default_value_t = 0.5, value_parser = probability, allow_negative_numbers = true)]
     pub amplitude: f64,
 
     /// The rate during a burst [default: 5 × --rate].
-    #[arg(long, env = "DEMO_SERVICE_LOAD_BURST_RATE", value_parser = rate)]
+    #[arg(long, env = "DEMO_SERVICE_LOAD_BURST_RATE", value_parser = rate, allow_negative_numbers = true)]
     pub burst_rate: Option<f64>,
 
     /// How long a burst lasts.
@@ -135,7 +136,7 @@ pub struct LoadArgs {
     pub burst_length: Duration,
 
     /// The rate a ramp starts from.
-    #[arg(long, env = "DEMO_SERVICE_LOAD_RAMP_FROM", default_value_t = 0.0, value_parser = non_negative_rate)]
+    #[arg(long, env = "DEMO_SERVICE_LOAD_RAMP_FROM", default_value_t = 0.0, value_parser = non_negative_rate, allow_negative_numbers = true)]
     pub ramp_from: f64,
 
     /// Stop after this long.
@@ -273,8 +274,59 @@ fn non_negative_rate(s: &str) -> Result<f64, String> {
     if r.is_finite() && r >= 0.0 {
         Ok(r)
     } else {
-        Err(format!("{s} is not a rate (requests per second)"))
+        Err(format!(
+            "{s} is not a rate: must be a positive number of requests per second"
+        ))
     }
+}
+
+/// clap's usage error as the one line this program prints: clap's first line, then what it
+/// would have taken (the values of an enum, a flag it suggests), then where to read more.
+pub fn usage_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let rendered = e.to_string();
+    let mut line = rendered.lines().next().unwrap_or_default().to_owned();
+    if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue) {
+        line += &format!(" (one of: {})", values.join(", "));
+    }
+    for kind in [ContextKind::SuggestedArg, ContextKind::SuggestedSubcommand] {
+        match e.get(kind) {
+            Some(ContextValue::String(s)) => line += &format!(" (did you mean '{s}'?)"),
+            Some(ContextValue::Strings(s)) if !s.is_empty() => {
+                line += &format!(" (did you mean '{}'?)", s.join("', '"));
+            }
+            _ => {}
+        }
+    }
+    if matches!(
+        e.kind(),
+        ErrorKind::UnknownArgument
+            | ErrorKind::InvalidSubcommand
+            | ErrorKind::ArgumentConflict
+            | ErrorKind::MissingRequiredArgument
+            | ErrorKind::NoEquals
+            | ErrorKind::TooManyValues
+            | ErrorKind::WrongNumberOfValues
+    ) {
+        // "Usage: demo-service load [OPTIONS]": the command whose --help tells the rest.
+        let command = match e.get(ContextKind::Usage) {
+            Some(ContextValue::StyledStr(usage)) => usage
+                .to_string()
+                .trim_start_matches("Usage:")
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        };
+        let command = if command.is_empty() {
+            "demo-service".to_owned()
+        } else {
+            command
+        };
+        line += &format!("; see '{command} --help'");
+    }
+    line
 }
 
 /// Where `healthcheck` asks.
@@ -284,7 +336,8 @@ pub struct HealthcheckArgs {
     #[arg(
         long,
         env = "DEMO_SERVICE_METRICS_ADDR",
-        default_value = "0.0.0.0:8000"
+        default_value = "0.0.0.0:8000",
+        value_parser = listen_addr
     )]
     pub metrics_addr: SocketAddr,
 
@@ -295,6 +348,37 @@ pub struct HealthcheckArgs {
     /// How long to wait for the answer.
     #[arg(long, env = "DEMO_SERVICE_HEALTHCHECK_TIMEOUT", default_value = "2s", value_parser = positive_duration)]
     pub timeout: Duration,
+}
+
+/// Parses an address to listen on: an IP address and a port (`0.0.0.0:5000`, `[::]:5000`), or a
+/// host name and a port (`localhost:5000`), resolved once, here.
+fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    const EXAMPLES: &str =
+        "e.g. 0.0.0.0:5000 (every interface) or 127.0.0.1:5000 (this machine only)";
+    if let Ok(addr) = s.trim().parse() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = s
+        .trim()
+        .rsplit_once(':')
+        .filter(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+    else {
+        return Err(format!(
+            "{s:?} is not an address and a port: give IP:PORT, {EXAMPLES}"
+        ));
+    };
+    let addrs: Vec<SocketAddr> = (host, port.parse::<u16>().expect("checked above"))
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host:?} ({e}): give an IP address, {EXAMPLES}"))?
+        .collect();
+    // localhost has an IPv4 and an IPv6 address: the IPv4 one, as the defaults are.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{host:?} has no address: give an IP address, {EXAMPLES}"))
 }
 
 fn path(s: &str) -> Result<String, String> {
@@ -317,14 +401,15 @@ pub enum LogFormat {
 #[derive(Clone, Debug, Args)]
 pub struct ServeArgs {
     /// Address of the app listener: /, /simulate_error, /metrics, /healthz, /readyz.
-    #[arg(long, env = "DEMO_SERVICE_APP_ADDR", default_value = "0.0.0.0:5000")]
+    #[arg(long, env = "DEMO_SERVICE_APP_ADDR", default_value = "0.0.0.0:5000", value_parser = listen_addr)]
     pub app_addr: SocketAddr,
 
     /// Address of the metrics listener, which Prometheus scrapes (/metrics).
     #[arg(
         long,
         env = "DEMO_SERVICE_METRICS_ADDR",
-        default_value = "0.0.0.0:8000"
+        default_value = "0.0.0.0:8000",
+        value_parser = listen_addr
     )]
     pub metrics_addr: SocketAddr,
 
@@ -337,7 +422,7 @@ pub struct ServeArgs {
     pub max_delay: Duration,
 
     /// Probability that /simulate_error fails with a 500, from 0 to 1.
-    #[arg(long, env = "DEMO_SERVICE_ERROR_RATE", default_value_t = 0.2, value_parser = probability)]
+    #[arg(long, env = "DEMO_SERVICE_ERROR_RATE", default_value_t = 0.2, value_parser = probability, allow_negative_numbers = true)]
     pub error_rate: f64,
 
     /// Fewest simulated active users (the current_users gauge).
@@ -532,8 +617,12 @@ mod tests {
         for (args, error) in [
             (&["--rate", "0"][..], "a rate of 0 sends nothing"),
             (&["--rate", "1e-9"], "below the lowest rate"),
-            (&["--rate", "-5"], "unexpected argument"),
+            (
+                &["--rate", "-5"],
+                "-5 is not a rate: must be a positive number",
+            ),
             (&["--rate=-5"], "is not a rate"),
+            (&["--ramp-from", "-1"], "-1 is not a rate"),
             (
                 &["--rate", "5", "--concurrency", "2"],
                 "cannot be used with",
@@ -562,6 +651,58 @@ mod tests {
             let e = load(args).unwrap_err();
             assert!(e.contains(error), "{args:?}: {e}");
         }
+    }
+
+    #[test]
+    fn listen_addresses_take_an_ip_or_a_host_name_with_a_port() {
+        assert_eq!(
+            listen_addr("0.0.0.0:5000"),
+            Ok("0.0.0.0:5000".parse().unwrap())
+        );
+        assert_eq!(listen_addr("[::]:5000"), Ok("[::]:5000".parse().unwrap()));
+        assert_eq!(
+            listen_addr("localhost:5000"),
+            Ok("127.0.0.1:5000".parse().unwrap())
+        );
+        for (bad, error) in [
+            (
+                "localhost",
+                "is not an address and a port: give IP:PORT, e.g. 0.0.0.0:5000",
+            ),
+            (":5000", "is not an address and a port"),
+            ("localhost:http", "is not an address and a port"),
+            ("127.0.0.1:70000", "is not an address and a port"),
+            ("nowhere.invalid:5000", "cannot resolve \"nowhere.invalid\""),
+        ] {
+            let e = listen_addr(bad).unwrap_err();
+            assert!(e.contains(error), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_with_the_choices_and_where_to_read_more() {
+        let line = |args: &[&str]| {
+            let e =
+                Cli::try_parse_from(std::iter::once("demo-service").chain(args.iter().copied()))
+                    .unwrap_err();
+            usage_line(&e)
+        };
+        assert_eq!(
+            line(&["load", "--shape", "square"]),
+            "error: invalid value 'square' for '--shape <SHAPE>' (one of: constant, sine, bursts, ramp)"
+        );
+        assert_eq!(
+            line(&["load", "--nope"]),
+            "error: unexpected argument '--nope' found; see 'demo-service load --help'"
+        );
+        assert_eq!(
+            line(&["--max-dleay", "1s"]),
+            "error: unexpected argument '--max-dleay' found (did you mean '--max-delay'?); see 'demo-service --help'"
+        );
+        assert_eq!(
+            line(&["lod"]),
+            "error: unrecognized subcommand 'lod' (did you mean 'load'?); see 'demo-service --help'"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use demo_service::config::{Cli, Command, Output};
+use demo_service::config::{self, Cli, Command, Output};
 use demo_service::load::{self, Progress};
 use demo_service::server::Server;
 use demo_service::signals::Signals;
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => return usage_error(e.to_string().lines().next().unwrap_or_default()),
+        Err(e) => return usage_error(&config::usage_line(&e)),
     };
     match cli.command() {
         Command::Serve(args) => {
@@ -46,8 +46,8 @@ fn main() -> ExitCode {
             let checked = runtime
                 .map_err(Into::into)
                 .and_then(|runtime| runtime.block_on(healthcheck::check(&args)));
-            if let Ok(url) = &checked {
-                println!("ready: {url}");
+            if let Ok(answer) = &checked {
+                println!("ok: {answer}");
             }
             report(checked.map(drop))
         }

@@ -177,6 +177,10 @@ fn bad_arguments_and_no_service_are_one_line_and_a_nonzero_exit() {
     #[rustfmt::skip]
     let cases: &[(&[&str], i32, &str)] = &[
         (&["--rate", "0"], 2, "a rate of 0 sends nothing"),
+        (&["--rate", "-5"], 2, "-5 is not a rate: must be a positive number of requests per second"),
+        (&["--shape", "square"], 2, "invalid value 'square' for '--shape <SHAPE>' (one of: constant, sine, bursts, ramp)"),
+        (&["--rat", "5"], 2, "(did you mean '--rate'?); see 'demo-service load --help'"),
+        (&["--rate", "5", "--concurrency", "2"], 2, "cannot be used with '--concurrency <CONCURRENCY>'; see 'demo-service load --help'"),
         (&["--target", "ftp://example.org"], 2, "expected http://HOST:PORT"),
         (&["--target", "not a url"], 2, "is not a URL"),
         (&["--mix", "/=1,"], 2, "an empty entry"),

@@ -252,9 +252,14 @@ fn bad_configuration_is_one_line_and_a_nonzero_exit() {
         (&["--users-min", "60"], &[], 2, "error: --users-min (60) is above --users-max (50)"),
         (&["--users-max=-1"], &[], 2, "'--users-max <USERS_MAX>'"),
         (&["--users-interval", "0s"], &[], 2, "must be above zero"),
-        (&["--app-addr", "localhost"], &[], 2, "'--app-addr <APP_ADDR>': invalid socket address syntax"),
-        (&["--log-format", "xml"], &[], 2, "invalid value 'xml' for '--log-format <LOG_FORMAT>'"),
-        (&["--nope"], &[], 2, "unexpected argument '--nope'"),
+        (&["--app-addr", "localhost"], &[], 2, "'--app-addr <APP_ADDR>': \"localhost\" is not an address and a port: give IP:PORT, e.g. 0.0.0.0:5000"),
+        (&["--app-addr", "nowhere.invalid:5000"], &[], 2, "cannot resolve \"nowhere.invalid\""),
+        (&[], &[("DEMO_SERVICE_METRICS_ADDR", ":8000")], 2, "\":8000\" is not an address and a port"),
+        (&["--log-format", "xml"], &[], 2, "invalid value 'xml' for '--log-format <LOG_FORMAT>' (one of: text, json)"),
+        (&["--nope"], &[], 2, "unexpected argument '--nope' found; see 'demo-service --help'"),
+        (&["--error-rat", "0.5"], &[], 2, "(did you mean '--error-rate'?); see 'demo-service --help'"),
+        (&["--error-rate", "-0.5"], &[], 2, "-0.5 is outside [0, 1]"),
+        (&["healthcheck", "--nope"], &[], 2, "see 'demo-service healthcheck --help'"),
         (&["--header-timeout", "0s"], &[], 2, "must be above zero"),
         (&["--admin-token", "short"], &[], 2, "must be at least 16 characters"),
         (&[], &[("DEMO_SERVICE_ADMIN_TOKEN", "has spaces in it, sadly")], 2, "must not contain spaces"),
@@ -319,12 +324,14 @@ fn help_lists_every_knob_with_its_environment_variable() {
 
 #[tokio::test]
 async fn healthcheck_says_whether_the_service_is_ready() {
-    let healthcheck = |metrics_addr: &str| {
+    let healthcheck_of = |metrics_addr: &str, path: &str| {
         let out = Command::new(BIN)
             .args([
                 "healthcheck",
                 "--metrics-addr",
                 metrics_addr,
+                "--path",
+                path,
                 "--timeout",
                 "1s",
             ])
@@ -337,12 +344,23 @@ async fn healthcheck_says_whether_the_service_is_ready() {
         );
         (out.status.code(), printed)
     };
+    let healthcheck = |metrics_addr: &str| healthcheck_of(metrics_addr, "/readyz");
     let service = Service::start(&["--min-delay", "30s", "--max-delay", "30s"]);
     let addr = service.metrics.to_string();
 
     let (code, printed) = healthcheck(&addr);
     assert_eq!(code, Some(0), "{printed}");
-    assert_eq!(printed, format!("ready: http://{addr}/readyz\n"));
+    assert_eq!(
+        printed,
+        format!("ok: http://{addr}/readyz answered 200 OK\n")
+    );
+    // Liveness is asked, and said, as such.
+    let (code, printed) = healthcheck_of(&addr, "/healthz");
+    assert_eq!(code, Some(0), "{printed}");
+    assert_eq!(
+        printed,
+        format!("ok: http://{addr}/healthz answered 200 OK\n")
+    );
 
     // Draining: not ready. A request in flight keeps the drain going.
     let app = service.app;
