@@ -1,7 +1,9 @@
 //! `demo-service receiver`: a receiver for Alertmanager's webhook notifications that needs no
 //! account anywhere, so that alerts arrive somewhere out of the box. It logs each alert of each
-//! notification, keeps the latest notifications, and shows them: `GET /` as text, newest
-//! first; `GET /alerts` as JSON, oldest first.
+//! notification, keeps the latest notifications, and shows them: `GET /` newest first, as a
+//! page that reloads itself for a browser (which asks for text/html), as JSON for a client that
+//! asks for application/json, as plain text for anything else (curl); `GET /alerts` as JSON,
+//! oldest first.
 
 use std::collections::VecDeque;
 use std::fmt::Write;
@@ -11,7 +13,7 @@ use std::time::SystemTime;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
@@ -68,6 +70,8 @@ pub struct Alert {
     pub ends_at: String,
     /// All its labels.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// All its annotations (summary, description, ...).
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// The latest notifications, up to a number.
@@ -135,6 +139,7 @@ async fn receive(State(inbox): State<Arc<Inbox>>, body: Bytes) -> Response {
             starts_at: a.starts_at,
             ends_at: a.ends_at,
             labels: a.labels,
+            annotations: a.annotations,
         })
         .collect();
     for alert in &alerts {
@@ -181,9 +186,145 @@ async fn list(State(inbox): State<Arc<Inbox>>) -> axum::Json<Vec<Notification>> 
     axum::Json(inbox.kept().iter().cloned().collect())
 }
 
-/// `GET /`: the kept notifications as text, newest first.
-async fn page(State(inbox): State<Arc<Inbox>>) -> String {
+/// How often the page reloads itself.
+const REFRESH_SECONDS: u32 = 5;
+
+/// The page's only style; no script at all (the Content-Security-Policy forbids any).
+const STYLE: &str = "
+body { font: 15px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: .35em .6em; border-bottom: 1px solid #ddd; vertical-align: top; }
+td.status { font-weight: bold; text-transform: uppercase; color: #fff; white-space: nowrap; }
+tr.firing td.status { background: #c4162a; }
+tr.resolved td.status { background: #37872d; }
+tr.resolved { color: #666; }
+code { font-size: 90%; background: #f3f3f3; padding: 0 .25em; margin-right: .3em; }
+details { margin-top: .3em; }
+";
+
+/// What the client asked for in its Accept header.
+#[derive(Debug, PartialEq, Eq)]
+enum Format {
+    Html,
+    Json,
+    Text,
+}
+
+/// Browsers name text/html; a client that names application/json (and not text/html) gets
+/// JSON; anything else (curl sends */*) gets text. A type refused with q=0 does not count.
+fn format(headers: &HeaderMap) -> Format {
+    let named = |wanted: &str| {
+        headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|range| {
+                let mut parts = range.split(';').map(str::trim);
+                parts.next().is_some_and(|t| t.eq_ignore_ascii_case(wanted))
+                    && !parts.any(|p| {
+                        p.strip_prefix("q=")
+                            .and_then(|q| q.parse::<f32>().ok())
+                            .is_some_and(|q| q == 0.0)
+                    })
+            })
+    };
+    if named("text/html") {
+        Format::Html
+    } else if named("application/json") {
+        Format::Json
+    } else {
+        Format::Text
+    }
+}
+
+/// `GET /`: the kept notifications, newest first, in the format the client asked for.
+async fn page(State(inbox): State<Arc<Inbox>>, headers: HeaderMap) -> Response {
     let kept = inbox.kept();
+    let mut response = match format(&headers) {
+        Format::Html => html(&kept).into_response(),
+        Format::Json => axum::Json(kept.iter().rev().cloned().collect::<Vec<_>>()).into_response(),
+        Format::Text => text(&kept).into_response(),
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
+    // The labels and annotations come from outside: escaped by the template, and, should
+    // anything slip through, no script runs and no other origin is reached.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// The notifications as a page that reloads itself, firing and resolved alerts in colours of
+/// their own. maud escapes every value it writes.
+fn html(kept: &VecDeque<Notification>) -> maud::Markup {
+    use maud::{DOCTYPE, PreEscaped, html};
+    let alerts = kept
+        .iter()
+        .rev()
+        .flat_map(|n| n.alerts.iter().map(move |a| (n, a)));
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content=(REFRESH_SECONDS);
+                title { "Alert receiver: " (kept.len()) " notifications" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { "Alerts received" }
+                p {
+                    (kept.len()) " notifications from Alertmanager, newest first. This page reloads every "
+                    (REFRESH_SECONDS) " s; the same as JSON: " a href="/alerts" { "/alerts" } "."
+                }
+                table {
+                    thead {
+                        tr {
+                            th { "received" } th { "status" } th { "severity" } th { "alert" }
+                            th { "instance" } th { "summary" }
+                        }
+                    }
+                    tbody {
+                        @for (n, a) in alerts {
+                            tr class=(if a.status == "firing" { "firing" } else { "resolved" }) {
+                                td { (n.received_at) }
+                                td.status { (a.status) }
+                                td { (a.severity) }
+                                td { (a.alertname) }
+                                td { (a.instance) }
+                                td {
+                                    (a.summary)
+                                    details {
+                                        summary { "labels and annotations" }
+                                        @for (name, value) in &a.labels {
+                                            code { (name) "=" (value) }
+                                        }
+                                        @for (name, value) in &a.annotations {
+                                            p { b { (name) ": " } (value) }
+                                        }
+                                        p { "since " (a.starts_at) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The notifications as text, newest first, an alert a line.
+fn text(kept: &VecDeque<Notification>) -> String {
     let mut out = format!("{} notifications (newest first)\n\n", kept.len());
     for n in kept.iter().rev() {
         for a in &n.alerts {
@@ -221,15 +362,130 @@ mod tests {
     }"#;
 
     async fn call(router: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .body(Body::from(body.to_owned()))
-            .unwrap();
+        let (status, _, body) = call_accepting(router, method, uri, body, None).await;
+        (status, body)
+    }
+
+    async fn call_accepting(
+        router: &Router,
+        method: &str,
+        uri: &str,
+        body: &str,
+        accept: Option<&str>,
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(accept) = accept {
+            request = request.header(header::ACCEPT, accept);
+        }
+        let request = request.body(Body::from(body.to_owned())).unwrap();
         let response = router.clone().oneshot(request).await.unwrap();
         let status = response.status();
+        let headers = response.headers().clone();
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// What a browser sends.
+    const BROWSER: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+    #[tokio::test]
+    async fn a_browser_gets_a_page_that_reloads_and_tells_firing_from_resolved() {
+        let router = router(Arc::new(Inbox::new(10)));
+        call(&router, "POST", "/alerts", NOTIFICATION).await;
+        let resolved = NOTIFICATION.replace(r#""status": "firing""#, r#""status": "resolved""#);
+        call(&router, "POST", "/alerts", &resolved).await;
+
+        let (status, headers, page) = call_accepting(&router, "GET", "/", "", Some(BROWSER)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(
+            headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'none';")
+        );
+        assert_eq!(headers[header::VARY], "accept");
+        assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+        assert!(
+            page.contains(r#"<meta http-equiv="refresh" content="5">"#),
+            "{page}"
+        );
+        // Newest first: the resolved one, then the firing one.
+        let resolved_at = page.find(r#"<tr class="resolved">"#).expect(&page);
+        let firing_at = page.find(r#"<tr class="firing">"#).expect(&page);
+        assert!(resolved_at < firing_at, "{page}");
+        assert!(page.contains("<code>job=flask_app</code>"), "{page}");
+    }
+
+    #[tokio::test]
+    async fn labels_and_annotations_from_outside_are_shown_as_text() {
+        let router = router(Arc::new(Inbox::new(10)));
+        let hostile = NOTIFICATION
+            .replace("app:8000 (flask_app) is down", "<script>alert(1)</script>")
+            .replace(
+                r#""job": "flask_app""#,
+                r#""job": "\"><img src=x onerror=alert(2)>""#,
+            )
+            .replace(
+                r#""status": "firing""#,
+                r#""status": "firing\" onmouseover=\"alert(3)""#,
+            );
+        assert_eq!(
+            call(&router, "POST", "/alerts", &hostile).await.0,
+            StatusCode::OK
+        );
+        let (_, _, page) = call_accepting(&router, "GET", "/", "", Some(BROWSER)).await;
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains("<img"), "{page}");
+        assert!(!page.contains("onmouseover=\""), "{page}");
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{page}"
+        );
+        assert!(
+            page.contains("&lt;img src=x onerror=alert(2)&gt;"),
+            "{page}"
+        );
+        // An unknown status is shown as it came, in the colours of neither.
+        assert!(page.contains(r#"<tr class="resolved">"#), "{page}");
+    }
+
+    #[tokio::test]
+    async fn curl_gets_text_and_a_client_asking_for_json_gets_json() {
+        let router = router(Arc::new(Inbox::new(10)));
+        call(&router, "POST", "/alerts", NOTIFICATION).await;
+        for accept in [
+            None,
+            Some("*/*"),
+            Some("text/plain"),
+            Some("text/html;q=0, */*"),
+        ] {
+            let (_, headers, body) = call_accepting(&router, "GET", "/", "", accept).await;
+            assert!(
+                headers[header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/plain"),
+                "{accept:?}"
+            );
+            assert!(
+                body.starts_with("1 notifications (newest first)"),
+                "{accept:?}: {body}"
+            );
+        }
+        let (_, headers, body) =
+            call_accepting(&router, "GET", "/", "", Some("application/json")).await;
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        let kept: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            kept[0]["alerts"][0]["annotations"]["summary"],
+            "app:8000 (flask_app) is down"
+        );
     }
 
     #[tokio::test]
