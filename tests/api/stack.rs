@@ -443,6 +443,48 @@ fn published(port: &Value) -> String {
 }
 
 #[test]
+fn the_docs_name_the_images_compose_pins() {
+    // Every mention of a pinned image (prom/prometheus:v3.13.2, ...) in the README and the
+    // docs has the tag compose pins: a learner who reads one version runs that one.
+    let config = compose_config(&[]);
+    let pinned: Vec<(String, String)> = config["services"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|s| s["image"].as_str())
+        .filter_map(|image| image.split_once(':'))
+        .filter(|(name, _)| name.contains('/'))
+        .map(|(name, tag)| (name.to_owned(), tag.to_owned()))
+        .collect();
+    assert!(pinned.len() >= 3, "{pinned:?}");
+    let mut pages = vec!["README.md".to_owned()];
+    for entry in std::fs::read_dir(Path::new(ROOT).join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            pages.push(format!(
+                "docs/{}",
+                path.file_name().unwrap().to_string_lossy()
+            ));
+        }
+    }
+    for page in &pages {
+        let text = read(page);
+        for (name, tag) in &pinned {
+            for (at, _) in text.match_indices(&format!("{name}:")) {
+                let named: String = text[at + name.len() + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || ".-".contains(*c))
+                    .collect();
+                assert_eq!(
+                    &named, tag,
+                    "{page} names {name}:{named}, compose pins {tag}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn the_compose_file_is_valid_and_keeps_its_promises() {
     assert!(
         !read("docker-compose.yml")
@@ -725,6 +767,18 @@ fn docs_metrics_shows_every_panel_and_its_query() {
     }
 }
 
+/// An empty git work tree, for scripts/check-docs to check instead of this one.
+fn scratch_repository() -> tempfile::TempDir {
+    let repo = tempfile::tempdir().unwrap();
+    let git = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(repo.path())
+        .status()
+        .unwrap();
+    assert!(git.success());
+    repo
+}
+
 #[test]
 fn the_docs_check_finds_broken_links_and_unrun_commands() {
     // The real documentation passes...
@@ -737,13 +791,7 @@ fn the_docs_check_finds_broken_links_and_unrun_commands() {
     );
     // ...and a page with a dead link, a dead anchor and a shell block that is neither run nor
     // needs what cannot run here does not.
-    let repo = tempfile::tempdir().unwrap();
-    let git = Command::new("git")
-        .args(["init", "-q"])
-        .current_dir(repo.path())
-        .status()
-        .unwrap();
-    assert!(git.success());
+    let repo = scratch_repository();
     std::fs::write(repo.path().join("other.md"), "# A heading\n").unwrap();
     std::fs::write(
         repo.path().join("page.md"),
@@ -762,4 +810,52 @@ fn the_docs_check_finds_broken_links_and_unrun_commands() {
     assert!(report.contains("no heading #nope"), "{report}");
     assert!(report.contains("page.md:3: a shell block"), "{report}");
     assert!(report.contains("3 problems"), "{report}");
+}
+
+#[test]
+fn the_docs_check_opens_every_url_and_fails_on_a_dead_one() {
+    // A page naming, outside code blocks, a URL that answers, one that is 404, one where
+    // nothing listens, one marked as compose's alone and one with a placeholder: the check
+    // opens the first three and reports the two dead ones, with their lines.
+    let service = crate::helpers::Service::start(&[]);
+    let app = service.app.port();
+    let nobody = crate::helpers::free_port();
+    let repo = scratch_repository();
+    std::fs::write(
+        repo.path().join("page.md"),
+        format!(
+            "Open http://localhost:{app}/healthz.\n\
+             The old page, http://localhost:{app}/targets, is gone.\n\
+             Nothing at http://127.0.0.1:{nobody}/ready either.\n\
+             Compose has http://localhost:{app}/query (compose).\n\
+             And http://localhost:{app}/status/{{code}} answers any code.\n\n\
+             ```sh\ndocker compose exec app curl http://localhost:{app}/in-a-block\n```\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(Path::new(ROOT).join("scripts/check-docs"))
+        .arg("--urls")
+        .env("CHECK_DOCS_ROOT", repo.path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{report}");
+    assert!(
+        report.contains(&format!(
+            "page.md:2: http://localhost:{app}/targets: 404 on the native stack"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "page.md:3: http://127.0.0.1:{nobody}/ready: no answer"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "3 URLs opened, 2 left out (compose only, Grafana, placeholders): 2 problems"
+        ),
+        "{report}"
+    );
 }
