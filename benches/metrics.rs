@@ -1,26 +1,30 @@
 //! What one request costs in metric updates: the seed's counters, labelled counter, histogram
 //! and summary for a request to `/`, and the RED middleware around a handler that does nothing
-//! (minus the same handler without it).
+//! (minus the same handler without it). Both record exemplars: the histogram's with a given
+//! trace, the middleware's with the trace it reads from `traceparent` or makes.
 //!
 //!   cargo bench --bench metrics
 
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, Response};
 use criterion::{Criterion, criterion_group, criterion_main};
 use demo_service::metrics::Metrics;
+use demo_service::trace::TraceId;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 fn seed_updates(c: &mut Criterion) {
     let metrics = Metrics::new();
-    let (drawn, waited) = (Duration::from_millis(1234), Duration::from_millis(1235));
+    let drawn = Duration::from_millis(1234);
+    let started = Instant::now();
+    let trace = TraceId::random();
     c.bench_function("seed metrics of one request to /", |b| {
         b.iter(|| {
             black_box(metrics.count_request());
-            metrics.observe_processing(black_box(drawn), black_box(waited));
+            metrics.observe_processing(black_box(drawn), black_box(started), trace);
             metrics.count_response(black_box(200));
         })
     });
@@ -42,7 +46,13 @@ fn red_middleware(c: &mut Criterion) {
         service_fn(|_: Request<Body>| async { Ok::<_, Infallible>(Response::new(Body::empty())) });
     let mut bare = handler;
     let mut measured = metrics.red_layer().layer(handler);
-    let request = || Request::get("/simulate_error").body(Body::empty()).unwrap();
+    // Each request carries an extension, as every request through the router does (axum's
+    // MatchedPath), so that both sides pay alike for the extensions' map.
+    let request = || {
+        let mut request = Request::get("/simulate_error").body(Body::empty()).unwrap();
+        request.extensions_mut().insert(());
+        request
+    };
     c.bench_function("a request through a handler that does nothing", |b| {
         b.iter(|| {
             runtime.block_on(async { black_box(bare.ready().await.unwrap().call(request()).await) })
@@ -55,6 +65,36 @@ fn red_middleware(c: &mut Criterion) {
             })
         })
     });
+    // With a traceparent, as the load generator sends: parsed rather than made up.
+    let traced = || {
+        Request::get("/simulate_error")
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .extension(())
+            .body(Body::empty())
+            .unwrap()
+    };
+    c.bench_function(
+        "a request with a traceparent through a handler that does nothing",
+        |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(async { black_box(bare.ready().await.unwrap().call(traced()).await) })
+            })
+        },
+    );
+    c.bench_function(
+        "the same request with a traceparent, through the RED middleware",
+        |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    black_box(measured.ready().await.unwrap().call(traced()).await)
+                })
+            })
+        },
+    );
 }
 
 criterion_group!(benches, seed_updates, red_middleware);

@@ -160,6 +160,16 @@ pub struct LoadArgs {
     #[arg(long, env = "DEMO_SERVICE_LOAD_OUTPUT", value_enum, default_value_t = Output::Text)]
     pub output: Output,
 
+    /// Send no `traceparent` header. By default each request starts a trace of its own, which
+    /// the service's exemplars and log lines name, and so does the summary's list of the
+    /// slowest requests.
+    #[arg(long, env = "DEMO_SERVICE_LOAD_NO_TRACE")]
+    pub no_trace: bool,
+
+    /// How many of the slowest requests the summary lists, with their trace ids (0: none).
+    #[arg(long, env = "DEMO_SERVICE_LOAD_SLOWEST", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub slowest: u32,
+
     /// How often a progress line goes to stderr when it is not a terminal (a terminal gets a
     /// live line).
     #[arg(long, env = "DEMO_SERVICE_LOAD_PROGRESS_INTERVAL", default_value = "5s", value_parser = positive_duration)]
@@ -223,6 +233,8 @@ impl LoadArgs {
             requests: self.requests,
             connections: self.connections,
             timeout: self.timeout,
+            trace: !self.no_trace,
+            slowest: self.slowest as usize,
         })
     }
 }

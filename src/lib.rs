@@ -24,6 +24,8 @@ pub mod signals;
 pub mod state;
 /// Logging setup.
 pub mod telemetry;
+/// W3C trace context: each request's trace id.
+pub mod trace;
 /// The simulated `current_users`.
 mod users;
 /// Weighted choices written as text (`200:0.9,500:0.1`).

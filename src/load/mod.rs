@@ -7,6 +7,10 @@
 //! generator down (no coordinated omission). A *closed loop* keeps a number of requests in
 //! flight, each sent when the previous one is answered, as a fixed pool of clients would.
 //! Either way at most `--connections` requests are in flight, each on a connection of its own.
+//!
+//! Each request starts a trace of its own (a W3C `traceparent`, unless `--no-trace`), which
+//! the service puts in its exemplars and log lines; the summary names the slowest requests by
+//! their trace id, so that "which request was the p99?" has an answer from both sides.
 
 mod mix;
 mod report;
@@ -32,6 +36,7 @@ pub use report::{ErrorKind, Summary};
 pub use schedule::{Schedule, Shape};
 
 use crate::signals::Signals;
+use crate::trace::{TRACEPARENT, TraceId};
 use report::{Recorder, Run};
 
 /// How the run sends.
@@ -55,6 +60,10 @@ pub struct Plan {
     /// The most requests in flight at once (open loop).
     pub connections: u32,
     pub timeout: Duration,
+    /// Whether each request names a trace of its own in a `traceparent` header.
+    pub trace: bool,
+    /// How many of the slowest requests the summary lists.
+    pub slowest: usize,
 }
 
 /// Where progress goes while a run lasts.
@@ -79,6 +88,7 @@ struct Sender {
     /// How many requests were sent: the next one goes to the target after.
     turn: AtomicUsize,
     timeout: Duration,
+    trace: bool,
     recorder: Recorder,
 }
 
@@ -92,18 +102,22 @@ impl Sender {
     /// Sends one request for `path` and records the outcome, its latency counted from `due`;
     /// returns the error, if any.
     async fn send(&self, path: usize, due: Instant) -> Option<ErrorKind> {
+        let trace = self.trace.then(TraceId::random);
+        let mut request = hyper::Request::get(self.next_target()[path].clone());
+        if let Some(trace) = trace {
+            request = request.header(TRACEPARENT, trace.traceparent(rand::random()));
+        }
+        let request = request
+            .body(Empty::new())
+            .expect("a GET of a valid URI is a valid request");
         let exchange = async {
-            let response = self
-                .client
-                .get(self.next_target()[path].clone())
-                .await
-                .map_err(|e| {
-                    if e.is_connect() {
-                        ErrorKind::Connect
-                    } else {
-                        ErrorKind::Io
-                    }
-                })?;
+            let response = self.client.request(request).await.map_err(|e| {
+                if e.is_connect() {
+                    ErrorKind::Connect
+                } else {
+                    ErrorKind::Io
+                }
+            })?;
             let status = response.status().as_u16();
             // Read the body to its end, so that the connection can be used again.
             response
@@ -115,7 +129,7 @@ impl Sender {
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(status)) => {
-                self.recorder.answered(path, status, due.elapsed());
+                self.recorder.answered(path, status, due.elapsed(), trace);
                 None
             }
             Ok(Err(kind)) => {
@@ -123,7 +137,7 @@ impl Sender {
                 Some(kind)
             }
             Err(_) => {
-                self.recorder.timed_out(path, due.elapsed());
+                self.recorder.timed_out(path, due.elapsed(), trace);
                 Some(ErrorKind::Timeout)
             }
         }
@@ -163,7 +177,8 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summar
         uris,
         turn: AtomicUsize::new(0),
         timeout: plan.timeout,
-        recorder: Recorder::new(paths.len()),
+        trace: plan.trace,
+        recorder: Recorder::new(paths.len(), plan.slowest),
     });
     let run = Run {
         target: authorities

@@ -9,6 +9,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::trace::TraceId;
+
 /// Latencies are recorded in microseconds, from 1 µs to an hour, to 3 significant digits.
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
@@ -60,6 +62,22 @@ struct Stats {
     latency: Histogram<u64>,
     /// Latencies since the last progress line.
     recent: Histogram<u64>,
+    /// The slowest requests so far, slowest first, at most `keep`: path, status, latency in
+    /// seconds, trace.
+    slowest: Vec<(usize, Option<u16>, f64, Option<TraceId>)>,
+    keep: usize,
+}
+
+/// One of the slowest requests of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Slow {
+    pub path: String,
+    /// Its answer's status; none when it timed out.
+    pub status: Option<u16>,
+    pub latency_seconds: f64,
+    /// The trace it named in its `traceparent` (none with --no-trace): the service's
+    /// exemplars and log lines name it too.
+    pub trace_id: Option<String>,
 }
 
 impl Stats {
@@ -70,6 +88,22 @@ impl Stats {
         self.latency.saturating_record(micros);
         self.recent.saturating_record(micros);
     }
+
+    /// Keeps the request if it is among the `keep` slowest so far.
+    fn record_slow(
+        &mut self,
+        path: usize,
+        status: Option<u16>,
+        latency: Duration,
+        trace: Option<TraceId>,
+    ) {
+        let seconds = latency.as_secs_f64();
+        let at = self.slowest.partition_point(|slow| slow.2 >= seconds);
+        if at < self.keep {
+            self.slowest.insert(at, (path, status, seconds, trace));
+            self.slowest.truncate(self.keep);
+        }
+    }
 }
 
 /// Counts of a run, shared by its tasks.
@@ -79,13 +113,16 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(paths: usize) -> Self {
+    /// Counts of requests to `paths` paths; the summary lists the `slowest` slowest.
+    pub fn new(paths: usize, slowest: usize) -> Self {
         Self {
             stats: Mutex::new(Stats {
                 all: Counts::default(),
                 paths: vec![Counts::default(); paths],
                 latency: histogram(),
                 recent: histogram(),
+                slowest: Vec::with_capacity(slowest + 1),
+                keep: slowest,
             }),
         }
     }
@@ -100,11 +137,12 @@ impl Recorder {
         stats.paths[path].sent += 1;
     }
 
-    pub fn answered(&self, path: usize, status: u16, latency: Duration) {
+    pub fn answered(&self, path: usize, status: u16, latency: Duration, trace: Option<TraceId>) {
         let mut stats = self.stats();
         *stats.all.status.entry(status).or_default() += 1;
         *stats.paths[path].status.entry(status).or_default() += 1;
         stats.record_latency(latency);
+        stats.record_slow(path, Some(status), latency, trace);
     }
 
     pub fn failed(&self, path: usize, kind: ErrorKind) {
@@ -115,9 +153,11 @@ impl Recorder {
 
     /// A request given up after `latency`: an error, and a latency too, or the slowest
     /// requests would vanish from the quantiles exactly when the service is overloaded.
-    pub fn timed_out(&self, path: usize, latency: Duration) {
+    pub fn timed_out(&self, path: usize, latency: Duration, trace: Option<TraceId>) {
         self.failed(path, ErrorKind::Timeout);
-        self.stats().record_latency(latency);
+        let mut stats = self.stats();
+        stats.record_latency(latency);
+        stats.record_slow(path, None, latency, trace);
     }
 
     /// The progress line: elapsed, sent, achieved rate, status codes, p99 since the last line.
@@ -178,6 +218,16 @@ impl Recorder {
                 .cloned()
                 .zip(stats.paths.iter().cloned())
                 .collect(),
+            slowest: stats
+                .slowest
+                .iter()
+                .map(|&(path, status, latency_seconds, trace)| Slow {
+                    path: run.paths[path].clone(),
+                    status,
+                    latency_seconds,
+                    trace_id: trace.map(|t| t.to_string()),
+                })
+                .collect(),
             interrupted,
             run,
         }
@@ -232,6 +282,8 @@ pub struct Summary {
     /// due.
     pub latency_seconds: Option<Latency>,
     pub paths: BTreeMap<String, Counts>,
+    /// The slowest requests, slowest first (`--slowest`), with their trace ids.
+    pub slowest: Vec<Slow>,
     /// Ended by Ctrl-C or SIGTERM.
     pub interrupted: bool,
 }
@@ -305,6 +357,17 @@ impl Summary {
                 or_none(&status)
             );
         }
+        for (i, slow) in self.slowest.iter().enumerate() {
+            let label = if i == 0 { "slowest" } else { "" };
+            let status = slow.status.map_or("timeout".to_owned(), |s| s.to_string());
+            let _ = writeln!(
+                out,
+                "{label:<10} {:>8}  {status:<7} {:<20} trace {}",
+                seconds(Duration::from_secs_f64(slow.latency_seconds)),
+                slow.path,
+                slow.trace_id.as_deref().unwrap_or("none (--no-trace)")
+            );
+        }
         out
     }
 }
@@ -346,15 +409,16 @@ mod tests {
 
     #[test]
     fn the_summary_counts_what_was_recorded() {
-        let recorder = Recorder::new(2);
+        let recorder = Recorder::new(2, 3);
+        let traces: Vec<TraceId> = (0..=100).map(|_| TraceId::random()).collect();
         for i in 1..=100u64 {
             recorder.sent(0);
-            recorder.answered(0, 200, Duration::from_millis(i));
+            recorder.answered(0, 200, Duration::from_millis(i), Some(traces[i as usize]));
         }
         recorder.sent(1);
-        recorder.answered(1, 500, Duration::from_millis(1));
+        recorder.answered(1, 500, Duration::from_millis(1), None);
         recorder.sent(1);
-        recorder.timed_out(1, Duration::from_secs(10));
+        recorder.timed_out(1, Duration::from_secs(10), Some(traces[0]));
         recorder.sent(1);
 
         let s = recorder.summary(run(), Duration::from_secs(2), 7, false);
@@ -383,13 +447,51 @@ mod tests {
         assert!(text.contains("1 still in flight when stopped"), "{text}");
         assert!(text.contains("7 due but never sent"), "{text}");
         assert!(text.contains("status     200: 100  500: 1"), "{text}");
+
+        // The three slowest: the timeout, then the 100 ms and 99 ms requests, with their traces.
+        let slowest: Vec<_> = s
+            .slowest
+            .iter()
+            .map(|slow| {
+                (
+                    slow.path.as_str(),
+                    slow.status,
+                    slow.latency_seconds,
+                    slow.trace_id.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            slowest,
+            [
+                ("/simulate_error", None, 10.0, Some(traces[0].to_string())),
+                ("/", Some(200), 0.1, Some(traces[100].to_string())),
+                ("/", Some(200), 0.099, Some(traces[99].to_string())),
+            ]
+        );
+        assert_eq!(json["slowest"][1]["trace_id"], traces[100].to_string());
+        assert_eq!(json["slowest"][0]["status"], serde_json::Value::Null);
+        assert!(
+            text.contains(&format!(
+                "100.0ms  200     /                    trace {}",
+                traces[100]
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "10.00s  timeout /simulate_error      trace {}",
+                traces[0]
+            )),
+            "{text}"
+        );
     }
 
     #[test]
     fn progress_reports_the_recent_p99_then_forgets_it() {
-        let recorder = Recorder::new(1);
+        let recorder = Recorder::new(1, 0);
         recorder.sent(0);
-        recorder.answered(0, 200, Duration::from_millis(250));
+        recorder.answered(0, 200, Duration::from_millis(250), None);
         let line = recorder.progress(Duration::from_secs(2));
         // The histogram keeps three significant digits.
         assert!(

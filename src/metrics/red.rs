@@ -4,8 +4,13 @@
 //! the raw path, and every unmatched path shares the label `route="unmatched"`; methods outside
 //! the standard ones share `method="OTHER"`. No client can add a series, however many paths or
 //! methods it makes up.
+//!
+//! Each request also gets its trace id here ([`crate::trace`]): from its `traceparent`, or a
+//! fresh one. It goes into the request's extensions, for the handlers' log lines, and into the
+//! exemplars of the request's bucket and counter (OpenMetrics only).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,15 +18,14 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderName, Method, StatusCode};
 use axum::response::Response;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, LabelValueEncoder, NoLabelSet,
-};
-use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
+
+use super::Format;
+use super::exemplar::{self, Cell};
+use crate::trace::{TRACEPARENT, TraceId};
 
 /// The status recorded for a request whose client went away before it was answered
 /// (nginx's convention).
@@ -63,13 +67,7 @@ impl Hash for Route {
     }
 }
 
-impl EncodeLabelValue for Route {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        self.as_str().encode(encoder)
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub(crate) struct Labels {
     method: &'static str,
     route: Route,
@@ -92,13 +90,16 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The series of one label set: a histogram whose buckets also count the requests. Updated
-/// with atomics only.
+/// The series of one label set: a histogram whose buckets also count the requests, and the
+/// latest request of each bucket and of the whole, as exemplars. The counts are atomics.
 #[derive(Debug)]
 struct Series {
     /// Per bucket (not cumulative); the last one is `+Inf`.
     buckets: [AtomicU64; BUCKETS.len() + 1],
     sum_nanos: AtomicU64,
+    /// The latest request of each bucket: the histogram's exemplars; the latest of them all
+    /// is the counter's.
+    exemplars: [Cell; BUCKETS.len() + 1],
 }
 
 impl Series {
@@ -106,10 +107,11 @@ impl Series {
         Self {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_nanos: AtomicU64::new(0),
+            exemplars: std::array::from_fn(|_| Cell::default()),
         }
     }
 
-    fn observe(&self, elapsed: Duration) {
+    fn observe(&self, elapsed: Duration, trace: TraceId, at: Instant) {
         let seconds = elapsed.as_secs_f64();
         let index = BUCKETS.partition_point(|&bound| bound < seconds);
         self.buckets[index].fetch_add(1, Ordering::Relaxed);
@@ -117,23 +119,31 @@ impl Series {
             u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+        self.exemplars[index].record(trace, seconds, at);
     }
 
-    /// The buckets with their upper bounds, as the encoder takes them, and their total.
-    fn buckets(&self) -> (Vec<(f64, u64)>, u64) {
-        let counts: Vec<u64> = self
-            .buckets
+    /// The latest request of all: the counter's exemplar.
+    fn latest(&self) -> Option<exemplar::Exemplar> {
+        self.exemplars
             .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        let bounds = BUCKETS
-            .iter()
-            .copied()
-            .chain(std::iter::once(f64::INFINITY));
-        (
-            bounds.zip(counts.iter().copied()).collect(),
-            counts.iter().sum(),
-        )
+            .filter_map(Cell::get)
+            .max_by_key(|e| e.at)
+    }
+
+    /// The count of each bucket (not cumulative), and their total.
+    fn counts(&self) -> ([u64; BUCKETS.len() + 1], u64) {
+        let counts = std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed));
+        (counts, counts.iter().sum())
+    }
+}
+
+/// The `le` label of each bucket, `+Inf` last, as each format writes it: the 0.0.4 text format
+/// as Go does (`1`, `2.5`), OpenMetrics with a decimal point (`1.0`).
+fn le(format: Format, bucket: usize) -> String {
+    match (BUCKETS.get(bucket), format) {
+        (None, _) => "+Inf".to_owned(),
+        (Some(bound), Format::Text) => format!("{bound}"),
+        (Some(bound), Format::OpenMetrics) => format!("{bound:?}"),
     }
 }
 
@@ -146,7 +156,8 @@ type SeriesMap = HashMap<Labels, Arc<Series>, rustc_hash::FxBuildHasher>;
 /// per request, over the 200 ns budget of all of a request's metrics. Here one lookup, in a map
 /// that requests only read (a new label set copies it, which happens a few dozen times in the
 /// life of the service), finds one series, and the request count is the histogram's count.
-/// The exposition is still written by the crate's encoder (see [`RedCollector`]).
+/// The two families are written here ([`Red::encode`]), with their exemplars, which the
+/// crate's encoder takes only from its own metric types.
 #[derive(Debug)]
 pub struct Red {
     series: ArcSwap<SeriesMap>,
@@ -159,7 +170,6 @@ impl Red {
             series: ArcSwap::from_pointee(SeriesMap::default()),
             in_flight: Gauge::default(),
         });
-        registry.register_collector(Box::new(RedCollector(red.clone())));
         registry.register(
             "http_requests_in_flight",
             "HTTP requests being served now",
@@ -172,9 +182,10 @@ impl Red {
         self.in_flight.get()
     }
 
-    fn observe(&self, labels: Labels, elapsed: Duration) {
+    /// Records a request that ended at `at`, `elapsed` after it began.
+    fn observe(&self, labels: Labels, elapsed: Duration, trace: TraceId, at: Instant) {
         if let Some(series) = self.series.load().get(&labels) {
-            series.observe(elapsed);
+            series.observe(elapsed, trace, at);
             return;
         }
         // A label set seen for the first time: copy the map with it added, unless another
@@ -189,7 +200,9 @@ impl Red {
             );
             map
         });
-        added.expect("rcu runs its closure").observe(elapsed);
+        added
+            .expect("rcu runs its closure")
+            .observe(elapsed, trace, at);
     }
 
     #[cfg(test)]
@@ -199,27 +212,21 @@ impl Red {
             route,
             status,
         };
-        self.series.load().get(&labels).map_or(0, |s| s.buckets().1)
+        self.series.load().get(&labels).map_or(0, |s| s.counts().1)
     }
-}
 
-/// Writes `http_requests_total` and `http_request_duration_seconds` from [`Red`]'s series, with
-/// the crate's encoder, as its `Family` types would (nothing before the first request).
-#[derive(Debug)]
-struct RedCollector(Arc<Red>);
-
-impl Collector for RedCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let map = self.0.series.load();
+    /// Writes `http_requests_total` and `http_request_duration_seconds`, nothing before the
+    /// first request; in OpenMetrics, with their exemplars.
+    pub(crate) fn encode(&self, out: &mut String, format: Format) {
+        let map = self.series.load();
         if map.is_empty() {
-            return Ok(());
+            return;
         }
         let mut series: Vec<_> = map
             .iter()
             .map(|(labels, s)| {
-                let (buckets, count) = s.buckets();
-                let sum = Duration::from_nanos(s.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
-                (labels, buckets, count, sum)
+                let (counts, total) = s.counts();
+                (labels, s, counts, total)
             })
             .collect();
         series.sort_by(|a, b| {
@@ -229,30 +236,113 @@ impl Collector for RedCollector {
                 b.0.status,
             ))
         });
+        let exemplars = format == Format::OpenMetrics;
+        let clock = exemplar::Clock::now();
+        let le: Vec<String> = (0..=BUCKETS.len()).map(|i| le(format, i)).collect();
 
-        let help = "HTTP requests answered, by method, route template and status code.";
-        let mut requests =
-            encoder.encode_descriptor("http_requests", help, None, MetricType::Counter)?;
-        for (labels, _, count, _) in &series {
-            requests
-                .encode_family(*labels)?
-                .encode_counter::<NoLabelSet, _, u64>(count, None)?;
+        // OpenMetrics names a counter family without its `_total`; the text format with it.
+        let family = match format {
+            Format::OpenMetrics => "http_requests",
+            Format::Text => "http_requests_total",
+        };
+        let _ = writeln!(
+            out,
+            "# HELP {family} HTTP requests answered, by method, route template and status \
+             code.\n# TYPE {family} counter"
+        );
+        for (labels, s, _, total) in &series {
+            let exemplar = if exemplars { s.latest() } else { None };
+            sample(
+                out,
+                "http_requests_total",
+                labels,
+                None,
+                *total,
+                exemplar.as_ref().map(|e| (e, &clock)),
+            );
         }
-        let help = "Time from a request's arrival to its response's headers, by method, route \
-                    template and status code.";
-        let mut durations = encoder.encode_descriptor(
-            "http_request_duration",
-            help,
-            Some(&Unit::Seconds),
-            MetricType::Histogram,
-        )?;
-        for (labels, buckets, count, sum) in &series {
-            durations
-                .encode_family(*labels)?
-                .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+
+        let family = "http_request_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {family} Time from a request's arrival to its response's headers, by \
+             method, route template and status code.\n# TYPE {family} histogram"
+        );
+        if exemplars {
+            let _ = writeln!(out, "# UNIT {family} seconds");
         }
-        Ok(())
+        for (labels, s, counts, total) in &series {
+            let mut cumulative = 0;
+            for (i, count) in counts.iter().enumerate() {
+                cumulative += count;
+                let exemplar = s.exemplars[i].get().filter(|_| exemplars);
+                let le = Some(le[i].as_str());
+                sample(
+                    out,
+                    "http_request_duration_seconds_bucket",
+                    labels,
+                    le,
+                    cumulative,
+                    exemplar.as_ref().map(|e| (e, &clock)),
+                );
+            }
+            // `_count` is the sum of the buckets read above, so that the two agree while
+            // requests are being observed.
+            sample(
+                out,
+                "http_request_duration_seconds_count",
+                labels,
+                None,
+                *total,
+                None,
+            );
+            let sum = Duration::from_nanos(s.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_sum{{{}}} {}",
+                LabelList(labels),
+                ryu::Buffer::new().format(sum)
+            );
+        }
     }
+}
+
+/// `method="GET",route="/",status="200"`. Route templates and method names need no escaping.
+struct LabelList<'a>(&'a Labels);
+
+impl std::fmt::Display for LabelList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Labels {
+            method,
+            route,
+            status,
+        } = self.0;
+        write!(
+            f,
+            "method=\"{method}\",route=\"{}\",status=\"{status}\"",
+            route.as_str()
+        )
+    }
+}
+
+/// One sample line of the two families: `name{labels[,le]} value[ exemplar]`.
+fn sample(
+    out: &mut String,
+    name: &str,
+    labels: &Labels,
+    le: Option<&str>,
+    value: u64,
+    exemplar: Option<(&exemplar::Exemplar, &exemplar::Clock)>,
+) {
+    let _ = write!(out, "{name}{{{}", LabelList(labels));
+    if let Some(le) = le {
+        let _ = write!(out, ",le=\"{le}\"");
+    }
+    let _ = write!(out, "}} {value}");
+    if let Some((exemplar, clock)) = exemplar {
+        exemplar::push(out, exemplar, clock);
+    }
+    out.push('\n');
 }
 
 /// One request in flight: counted in the gauge while it lives, and recorded when it ends, also
@@ -262,16 +352,18 @@ struct InFlight {
     started: Instant,
     method: &'static str,
     route: Option<Route>,
+    trace: TraceId,
 }
 
 impl InFlight {
-    fn start(red: Arc<Red>, method: &'static str, route: Route) -> Self {
+    fn start(red: Arc<Red>, method: &'static str, route: Route, trace: TraceId) -> Self {
         red.in_flight.inc();
         Self {
             red,
             started: Instant::now(),
             method,
             route: Some(route),
+            trace,
         }
     }
 
@@ -288,7 +380,9 @@ impl InFlight {
             route,
             status,
         };
-        self.red.observe(labels, self.started.elapsed());
+        let now = Instant::now();
+        self.red
+            .observe(labels, now - self.started, self.trace, now);
         self.red.in_flight.dec();
     }
 }
@@ -344,18 +438,37 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let route = request
             .extensions()
             .get::<MatchedPath>()
             .cloned()
             .map_or(Route::Unmatched, Route::Matched);
-        let in_flight = InFlight::start(self.red.clone(), method_label(request.method()), route);
+        let trace = trace_of(&request);
+        request.extensions_mut().insert(trace);
+        let in_flight = InFlight::start(
+            self.red.clone(),
+            method_label(request.method()),
+            route,
+            trace,
+        );
         RedFuture {
             inner: self.inner.call(request),
             in_flight: Some(in_flight),
         }
     }
+}
+
+/// The request's trace: the one its `traceparent` names, when it sends exactly one that is
+/// valid; else a new one (a malformed header never fails the request).
+fn trace_of<B>(request: &Request<B>) -> TraceId {
+    static HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
+    let mut values = request.headers().get_all(&HEADER).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => TraceId::from_traceparent(value.as_bytes()),
+        _ => None,
+    }
+    .unwrap_or_else(TraceId::random)
 }
 
 pin_project_lite::pin_project! {
@@ -400,7 +513,7 @@ mod tests {
     #[test]
     fn a_dropped_request_is_recorded_as_499_and_leaves_the_gauge() {
         let red = Red::register(&mut Registry::default());
-        let in_flight = InFlight::start(red.clone(), "GET", Route::Unmatched);
+        let in_flight = InFlight::start(red.clone(), "GET", Route::Unmatched, TraceId::random());
         assert_eq!(red.in_flight(), 1);
         drop(in_flight);
         assert_eq!(red.in_flight(), 0);
@@ -411,7 +524,8 @@ mod tests {
     fn a_request_whose_handler_panics_is_recorded_as_500() {
         let red = Red::register(&mut Registry::default());
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _in_flight = InFlight::start(red.clone(), "GET", Route::Unmatched);
+            let _in_flight =
+                InFlight::start(red.clone(), "GET", Route::Unmatched, TraceId::random());
             panic!("handler bug");
         }));
         assert!(panicked.is_err());
@@ -423,7 +537,8 @@ mod tests {
     #[test]
     fn a_finished_request_is_recorded_once() {
         let red = Red::register(&mut Registry::default());
-        InFlight::start(red.clone(), "GET", Route::Unmatched).finish(StatusCode::NOT_FOUND);
+        InFlight::start(red.clone(), "GET", Route::Unmatched, TraceId::random())
+            .finish(StatusCode::NOT_FOUND);
         assert_eq!(red.in_flight(), 0);
         assert_eq!(red.requests("GET", Route::Unmatched, 404), 1);
         assert_eq!(red.requests("GET", Route::Unmatched, 499), 0);

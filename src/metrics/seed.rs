@@ -12,9 +12,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::Format;
+use super::exemplar::{self, Cell, Clock, Exemplar};
+use crate::trace::TraceId;
 
 /// Seconds since the Unix epoch, as a `_created` sample carries them.
 fn now() -> f64 {
@@ -56,7 +58,7 @@ impl Counter {
     pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
         let child = Child {
             label: None,
-            samples: vec![("_total", None, Value::Int(self.get()))],
+            samples: vec![("_total", None, Value::Int(self.get()), None)],
             created: self.created,
         };
         encode_family(out, format, name, help, Kind::Counter, &[child]);
@@ -91,7 +93,7 @@ impl StatusCounter {
             .iter()
             .map(|(status, counter)| Child {
                 label: Some(("status_code", status.to_string())),
-                samples: vec![("_total", None, Value::Int(counter.get()))],
+                samples: vec![("_total", None, Value::Int(counter.get()), None)],
                 created: counter.created,
             })
             .collect();
@@ -112,6 +114,8 @@ pub(crate) struct Histogram {
     le: Box<[String]>,
     /// Per bucket (not cumulative); the last one is `+Inf`.
     buckets: Box<[AtomicU64]>,
+    /// The latest request of each bucket, for OpenMetrics' exemplars.
+    exemplars: Box<[Cell]>,
     count: AtomicU64,
     sum_nanos: AtomicU64,
     created: f64,
@@ -129,16 +133,19 @@ impl Histogram {
                 .chain(["+Inf".to_owned()])
                 .collect(),
             buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            exemplars: (0..=bounds.len()).map(|_| Cell::default()).collect(),
             count: AtomicU64::new(0),
             sum_nanos: AtomicU64::new(0),
             created: now(),
         }
     }
 
-    pub(crate) fn observe(&self, value: Duration) {
+    /// Records `value`, measured at `at`, of the request of `trace`.
+    pub(crate) fn observe(&self, value: Duration, trace: TraceId, at: Instant) {
         let secs = value.as_secs_f64();
         let index = self.bounds.partition_point(|&bound| bound < secs);
         self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        self.exemplars[index].record(trace, secs, at);
         self.sum_nanos
             .fetch_add(value.as_nanos() as u64, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -151,19 +158,30 @@ impl Histogram {
 
     pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
         let mut samples = Vec::with_capacity(self.buckets.len() + 2);
+        let clock = Clock::now();
         let mut cumulative = 0;
         for (i, bucket) in self.buckets.iter().enumerate() {
             cumulative += bucket.load(Ordering::Relaxed);
             let le = self.le[i].as_str();
-            samples.push(("_bucket", Some(("le", le)), Value::Int(cumulative)));
+            let exemplar = match format {
+                Format::OpenMetrics => self.exemplars[i].get().map(|e| (e, clock)),
+                Format::Text => None,
+            };
+            samples.push((
+                "_bucket",
+                Some(("le", le)),
+                Value::Int(cumulative),
+                exemplar,
+            ));
         }
         // `_count` is the sum of the buckets read above, so that the exposition is consistent
         // even while requests are being observed.
-        samples.push(("_count", None, Value::Int(cumulative)));
+        samples.push(("_count", None, Value::Int(cumulative), None));
         samples.push((
             "_sum",
             None,
             Value::Float(seconds(self.sum_nanos.load(Ordering::Relaxed))),
+            None,
         ));
         let child = Child {
             label: None,
@@ -211,8 +229,8 @@ impl Summary {
         let child = Child {
             label: None,
             samples: vec![
-                ("_count", None, Value::Int(self.count())),
-                ("_sum", None, Value::Float(self.sum().as_secs_f64())),
+                ("_count", None, Value::Int(self.count()), None),
+                ("_sum", None, Value::Float(self.sum().as_secs_f64()), None),
             ],
             created: self.created,
         };
@@ -232,8 +250,14 @@ enum Value {
     Float(f64),
 }
 
-/// A sample: the suffix of its name, an extra label (`le`), its value.
-type Sample<'a> = (&'static str, Option<(&'static str, &'a str)>, Value);
+/// A sample: the suffix of its name, an extra label (`le`), its value, its exemplar (with the
+/// clock that dates it).
+type Sample<'a> = (
+    &'static str,
+    Option<(&'static str, &'a str)>,
+    Value,
+    Option<(Exemplar, Clock)>,
+);
 
 /// One labelled child of a family (or the only one, unlabelled).
 struct Child<'a> {
@@ -250,8 +274,13 @@ impl Child<'_> {
     }
 
     fn write_samples(&self, out: &mut String, name: &str) {
-        for (suffix, extra, value) in &self.samples {
+        for (suffix, extra, value, exemplar) in &self.samples {
             sample(out, name, suffix, self.label(), *extra, value);
+            if let Some((exemplar, clock)) = exemplar {
+                out.pop(); // the line's end, which the exemplar goes before
+                exemplar::push(out, exemplar, clock);
+                out.push('\n');
+            }
         }
     }
 
@@ -433,7 +462,7 @@ mod tests {
     fn histogram_buckets_are_cumulative_and_bounds_inclusive() {
         let h = Histogram::new(BOUNDS);
         for ms in [50, 100, 101, 1000, 20_000] {
-            h.observe(Duration::from_millis(ms));
+            h.observe(Duration::from_millis(ms), TraceId::random(), Instant::now());
         }
         assert_eq!(h.count(), 5);
         let text = encoded(Format::Text, |o, f| h.encode(o, f, "dur", "H"));

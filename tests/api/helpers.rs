@@ -442,7 +442,11 @@ impl Kind {
             format!("--web.listen-address={addr}"),
         ];
         match self {
-            Kind::Prometheus => args.push(format!("--storage.tsdb.path={}", data.display())),
+            Kind::Prometheus => {
+                args.push(format!("--storage.tsdb.path={}", data.display()));
+                // As compose and scripts/stack run it: the exemplars kept.
+                args.push("--enable-feature=exemplar-storage".to_owned());
+            }
             Kind::Alertmanager => {
                 args.push(format!("--storage.path={}", data.display()));
                 // One Alertmanager: no gossip port.

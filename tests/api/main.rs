@@ -12,3 +12,4 @@ mod routes;
 mod seed;
 mod service;
 mod stack;
+mod traces;

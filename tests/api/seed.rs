@@ -15,6 +15,8 @@ struct Family {
     kind: String,
     /// Sample name -> label sets (as `k=v,...`) -> value.
     samples: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Sample name and label set -> the exemplar's trace_id and value (OpenMetrics only).
+    exemplars: BTreeMap<(String, String), (String, f64)>,
 }
 
 impl Family {
@@ -60,6 +62,7 @@ async fn families(url: &str, openmetrics: bool) -> BTreeMap<String, Family> {
         .into_iter()
         .map(|family| {
             let mut samples: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+            let mut exemplars = BTreeMap::new();
             for s in family["samples"].as_array().unwrap() {
                 let labels = s["labels"]
                     .as_object()
@@ -69,6 +72,13 @@ async fn families(url: &str, openmetrics: bool) -> BTreeMap<String, Family> {
                     .collect::<Vec<_>>()
                     .join(",");
                 let value = s["value"].as_f64().unwrap_or(f64::NAN);
+                if let Some(exemplar) = s["exemplar"].as_object() {
+                    let trace = exemplar["labels"]["trace_id"].as_str().unwrap_or("");
+                    exemplars.insert(
+                        (s["name"].as_str().unwrap().to_owned(), labels.clone()),
+                        (trace.to_owned(), exemplar["value"].as_f64().unwrap()),
+                    );
+                }
                 samples
                     .entry(s["name"].as_str().unwrap().to_owned())
                     .or_default()
@@ -80,6 +90,7 @@ async fn families(url: &str, openmetrics: bool) -> BTreeMap<String, Family> {
                 Family {
                     kind: family["type"].as_str().unwrap().to_owned(),
                     samples,
+                    exemplars,
                 },
             )
         })
@@ -157,14 +168,24 @@ async fn the_exposition_matches_the_seeds_family_for_family() {
     // Before any request: the same families, and no child of response_code_count yet.
     let (_, mut report) = same_shapes(&seed, &service, "before any request").await;
 
-    // The same requests to both: three to `/` at once (the seed's take up to 5 s each), then
-    // pairs to `/simulate_error` until each side has answered both 200 and 500.
+    // The same requests to both: three to `/` at once (the seed's take up to 5 s each), each
+    // naming a trace of its own, then pairs to `/simulate_error` until each side has answered
+    // both 200 and 500.
     let (mut seed_codes, mut our_codes) = (Codes::new(), Codes::new());
+    let traces: Vec<String> = (1..=3).map(|i| format!("{i:032x}")).collect();
     {
         let mut roots = tokio::task::JoinSet::new();
-        for base in [&seed.app, &seed.app, &seed.app, &ours, &ours, &ours] {
+        for (base, trace) in [&seed.app, &ours]
+            .into_iter()
+            .flat_map(|base| traces.iter().map(move |t| (base, t)))
+        {
             let url = format!("{base}/");
-            roots.spawn(async move { reqwest::get(url).await.unwrap().status().as_u16() });
+            let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
+            roots.spawn(async move {
+                let client = reqwest::Client::new();
+                let request = client.get(url).header("traceparent", traceparent);
+                request.send().await.unwrap().status().as_u16()
+            });
         }
         assert!(roots.join_all().await.iter().all(|&s| s == 200));
     }
@@ -227,6 +248,26 @@ async fn the_exposition_matches_the_seeds_family_for_family() {
                 "{format}, {side}: request_count_total {requests}, responses {codes:?}, error_count_total {errors}\n"
             );
         }
+    }
+    // The exemplars, which the seed's OpenMetrics parser read above: on the seed's histogram,
+    // each names one of the three traces and lies within its bucket; none in the text format.
+    let [text, openmetrics] = [&parsed[0][1], &parsed[1][1]];
+    assert!(text.values().all(|f| f.exemplars.is_empty()));
+    let histogram = &openmetrics["request_duration_seconds"];
+    assert!(!histogram.exemplars.is_empty(), "no exemplar");
+    let bounds = [0.0, 0.1, 0.3, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0, f64::INFINITY];
+    for ((sample, labels), (trace, value)) in &histogram.exemplars {
+        assert_eq!(sample, "request_duration_seconds_bucket");
+        assert!(traces.contains(trace), "{trace} is none of {traces:?}");
+        let le: f64 = labels.trim_start_matches("le=").parse().unwrap();
+        let below = bounds[bounds.iter().position(|&b| b == le).unwrap() - 1];
+        assert!(
+            below < *value && *value <= le,
+            "{value} in the bucket le={le}"
+        );
+        report += &format!(
+            "exemplar of request_duration_seconds_bucket{{{labels}}}: trace_id {trace}, {value} s\n"
+        );
     }
     crate::helpers::write_report("seed-comparison.txt", &report);
 }

@@ -1,5 +1,6 @@
 """Parses an exposition from stdin with the Python client's own parsers and prints its families
-as JSON: [{"name", "type", "samples": [{"name", "labels", "value"}]}].
+as JSON: [{"name", "type", "samples": [{"name", "labels", "value", "exemplar"}]}], where an
+exemplar (OpenMetrics only) is {"labels", "value", "timestamp"} or null.
 
 Usage: families.py text|openmetrics < exposition
 
@@ -19,7 +20,18 @@ families = [
         "name": family.name,
         "type": family.type,
         "samples": [
-            {"name": s.name, "labels": s.labels, "value": s.value} for s in family.samples
+            {
+                "name": s.name,
+                "labels": s.labels,
+                "value": s.value,
+                "exemplar": getattr(s, "exemplar", None)
+                and {
+                    "labels": s.exemplar.labels,
+                    "value": s.exemplar.value,
+                    "timestamp": s.exemplar.timestamp and float(s.exemplar.timestamp),
+                },
+            }
+            for s in family.samples
         ],
     }
     for family in parse(sys.stdin.read())

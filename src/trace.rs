@@ -1,0 +1,157 @@
+//! W3C Trace Context (<https://www.w3.org/TR/trace-context/>): the trace id of each request, from
+//! its `traceparent` header when it has one that is valid, else a fresh random one. The id
+//! travels with the request: into its exemplars and its log lines.
+//!
+//! Only the trace id is kept. The service starts no spans and calls nothing downstream, so it
+//! has no parent id of its own to hand on.
+
+use std::fmt;
+use std::num::NonZeroU128;
+
+/// The header a client names its trace in.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// A trace id: 16 bytes, not all zero, written as 32 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TraceId(NonZeroU128);
+
+impl TraceId {
+    /// A fresh trace id, for a request that came without a valid `traceparent`.
+    pub fn random() -> Self {
+        loop {
+            if let Some(id) = NonZeroU128::new(rand::random()) {
+                return Self(id);
+            }
+        }
+    }
+
+    /// The trace id of a `traceparent` value, or `None` when the value is not one: the caller
+    /// then starts a new trace, as the specification says, and never fails the request.
+    ///
+    /// `version "-" trace-id "-" parent-id "-" trace-flags`, 2, 32, 16 and 2 lowercase hex
+    /// digits. Version `ff` is invalid; version `00` is exactly 55 characters; a later version
+    /// may append fields after a dash, which are ignored. A trace id or parent id of zeros is
+    /// invalid.
+    pub fn from_traceparent(value: &[u8]) -> Option<Self> {
+        if value.len() < 55 || [value[2], value[35], value[52]] != [b'-'; 3] {
+            return None;
+        }
+        let version = hex(&value[..2])?;
+        let extended = value.len() > 55;
+        if version == 0xff || (version == 0 && extended) || (extended && value[55] != b'-') {
+            return None;
+        }
+        let trace = hex(&value[3..35])?;
+        let parent = hex(&value[36..52])?;
+        hex(&value[53..55])?;
+        if parent == 0 {
+            return None;
+        }
+        NonZeroU128::new(trace).map(Self)
+    }
+
+    /// A `traceparent` value that starts a trace of this id: version 00, the given parent id
+    /// (a span of the caller's; not zero) and the sampled flag.
+    pub fn traceparent(&self, parent: u64) -> String {
+        format!("00-{self}-{:016x}-01", parent.max(1))
+    }
+}
+
+impl fmt::Display for TraceId {
+    /// 32 lowercase hex digits, written without the formatting machinery: every log line of a
+    /// request to `/` carries one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let id = self.0.get();
+        let mut hex = [0u8; 32];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            *digit = DIGITS[(id >> (124 - 4 * i) & 0xf) as usize];
+        }
+        f.write_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
+    }
+}
+
+/// The value of lowercase hex digits (at most 32); `None` for any other character.
+fn hex(digits: &[u8]) -> Option<u128> {
+    digits.iter().try_fold(0u128, |n, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            _ => return None,
+        };
+        Some(n << 4 | u128::from(v))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn parsed(s: &str) -> Option<String> {
+        TraceId::from_traceparent(s.as_bytes()).map(|t| t.to_string())
+    }
+
+    #[test]
+    fn a_valid_traceparent_gives_its_trace_id() {
+        assert_eq!(
+            parsed(VALID).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        // Not sampled is still a trace.
+        assert!(parsed(&VALID.replace("-01", "-00")).is_some());
+        // A later version with a field of its own: its first four are read.
+        let later = VALID.replacen("00-", "cc-", 1) + "-what-comes-next";
+        assert_eq!(
+            parsed(&later).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+    }
+
+    #[test]
+    fn an_invalid_traceparent_gives_none() {
+        for bad in [
+            "",
+            "00",
+            &VALID[..54],                     // too short
+            &format!("{VALID}-01"),           // version 00 is 55 characters
+            &VALID.replacen("00-", "ff-", 1), // version ff
+            &VALID.replacen("00-", "0g-", 1), // not hex
+            &VALID.to_uppercase(),            // uppercase hex
+            &VALID.replace("4bf92f3577b34da6a3ce929d0e0e4736", &"0".repeat(32)), // zero trace id
+            &VALID.replace("00f067aa0ba902b7", &"0".repeat(16)), // zero parent id
+            &VALID.replace("-01", "-0x"),     // flags not hex
+            &VALID.replace('-', "_"),         // not dashes
+            &(VALID.replacen("00-", "cc-", 1) + "x"), // a later version's extra without a dash
+            " 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // shifted
+        ] {
+            assert_eq!(parsed(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_id_is_written_as_32_lowercase_hex_digits() {
+        for id in [
+            1,
+            0xab,
+            u128::MAX,
+            0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+        ] {
+            let written = TraceId(NonZeroU128::new(id).unwrap()).to_string();
+            assert_eq!(written, format!("{id:032x}"));
+        }
+    }
+
+    #[test]
+    fn a_fresh_id_is_written_and_read_back() {
+        let id = TraceId::random();
+        assert_eq!(id.to_string().len(), 32);
+        let header = id.traceparent(0x00f0_67aa_0ba9_02b7);
+        assert_eq!(header.len(), 55);
+        assert_eq!(TraceId::from_traceparent(header.as_bytes()), Some(id));
+        // A parent id of zero would make the header invalid: it is never written.
+        assert!(TraceId::from_traceparent(id.traceparent(0).as_bytes()).is_some());
+        assert_ne!(TraceId::random(), TraceId::random());
+    }
+}
