@@ -325,6 +325,40 @@ async fn the_compose_stack_works_as_the_docs_say() {
         "every dashboard query answers: {queries} queries with a value"
     ));
 
+    // --- exemplars: Prometheus keeps them, and each names a request the app logged --------
+    let exemplar = poll(
+        "an exemplar of request_duration_seconds in compose's Prometheus",
+        Duration::from_secs(60),
+        || async {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            let url = reqwest::Url::parse_with_params(
+                &format!("{}/api/v1/query_exemplars", prometheus()),
+                &[
+                    ("query", "request_duration_seconds_bucket".to_owned()),
+                    ("start", format!("{:.0}", now - 600.0)),
+                    ("end", format!("{:.0}", now + 1.0)),
+                ],
+            )
+            .unwrap();
+            let body: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+            body["data"][0]["exemplars"][0].as_object().cloned()
+        },
+    )
+    .await;
+    let trace = exemplar["labels"]["trace_id"].as_str().unwrap_or_default();
+    let app_logs = compose.run(&["logs", "--no-log-prefix", "app"]);
+    let line = app_logs
+        .lines()
+        .find(|l| !trace.is_empty() && l.contains(trace))
+        .unwrap_or_else(|| panic!("no log line of the exemplar's trace {trace:?}"));
+    compose.say(&format!(
+        "exemplar stored: trace_id {trace}, {} s; its log line: {line}",
+        exemplar["value"].as_str().unwrap_or_default()
+    ));
+
     compose.run(&["--profile", "load", "stop", "loadgen"]);
     let logs = compose.run(&["--profile", "load", "logs", "--no-log-prefix", "loadgen"]);
     let (sent, answered) = load_summary(&logs);

@@ -181,6 +181,50 @@ fn no_secret_is_committed() {
 }
 
 #[test]
+fn the_latency_panels_show_exemplars_named_by_their_trace_label() {
+    // Every panel that reads a latency histogram draws its exemplars, once (one target asks).
+    let dashboard = dashboard();
+    let mut latency = Vec::new();
+    let mut stack = vec![&dashboard["panels"]];
+    while let Some(panels) = stack.pop() {
+        for panel in panels.as_array().into_iter().flatten() {
+            stack.push(&panel["panels"]);
+            let targets = panel["targets"].as_array().into_iter().flatten();
+            let (histogram, asking): (Vec<_>, Vec<_>) = targets
+                .map(|t| {
+                    let expr = t["expr"].as_str().unwrap_or("");
+                    (
+                        expr.contains("_duration_seconds_bucket"),
+                        t["exemplar"] == true,
+                    )
+                })
+                .unzip();
+            if histogram.contains(&true) {
+                let asking = asking.iter().filter(|a| **a).count();
+                assert_eq!(
+                    asking, 1,
+                    "{}: targets asking for exemplars",
+                    panel["title"]
+                );
+                latency.push(panel["title"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert_eq!(latency.len(), 4, "{latency:?}");
+    // The data source names the exemplars' trace label, and links it nowhere: no tracing
+    // backend runs here.
+    let provisioned = read("grafana/provisioning/datasources/prometheus.yml");
+    let destinations: Vec<&str> = provisioned
+        .lines()
+        .skip_while(|l| l.trim() != "exemplarTraceIdDestinations:")
+        .skip(1)
+        .take_while(|l| l.starts_with("        "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(destinations, ["- name: trace_id"]);
+}
+
+#[test]
 fn the_dashboard_is_well_formed() {
     let dashboard = dashboard();
     assert_eq!(dashboard["uid"], "service-monitoring");
@@ -641,6 +685,10 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
             .iter()
             .any(|c| c == "--storage.tsdb.retention.time=15d")
     );
+    // The exemplars are kept, in compose and natively.
+    let exemplars = "--enable-feature=exemplar-storage";
+    assert!(command.iter().any(|c| c == exemplars), "{command:?}");
+    assert!(read("scripts/stack").contains(exemplars));
     // Grafana: the seed's admin/admin only as the fallback; no sign-up, no anonymous access.
     let grafana = &services["grafana"]["environment"];
     assert_eq!(grafana["GF_SECURITY_ADMIN_PASSWORD"], "admin");

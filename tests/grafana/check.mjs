@@ -272,6 +272,16 @@ const shorten = (message) => message.replace(/type '[^']{50,}'/g, "the expected 
 
 // ---- The lint ----------------------------------------------------------------------------------
 
+// The fields of a Prometheus query as a dashboard stores them: DataQuery's (@grafana/schema's
+// common types) and the Prometheus plugin's own (its dataquery.gen.ts, which @grafana/schema does
+// not ship). Targets are otherwise untyped in the dashboard schema, so a misspelled one would
+// pass the type check.
+const PROMETHEUS_QUERY_KEYS = new Set([
+  "refId", "hide", "key", "queryType", "datasource",
+  "expr", "editorMode", "exemplar", "format", "instant", "interval", "intervalFactor",
+  "legendFormat", "range", "scope", "adhocFilters", "groupByKeys",
+]);
+
 function lint(dashboard, panels, datasources, units, problems) {
   const variables = new Map((dashboard.templating?.list ?? []).map((v) => [v?.name, v]));
   const report = (panel, where, message) => { problems.push([panel, where, message]); };
@@ -351,6 +361,14 @@ function lint(dashboard, panels, datasources, units, problems) {
       for (const key of ["expr", "legendFormat", "interval"]) checkVariables(panel, `${where}.${key}`, target?.[key] ?? "");
       const error = type === "prometheus" && target?.expr !== undefined ? promqlError(target.expr) : null;
       if (error) report(panel, `${where}.expr`, error);
+      if (type === "prometheus") {
+        for (const key of Object.keys(target ?? {}).filter((k) => !PROMETHEUS_QUERY_KEYS.has(k))) {
+          report(panel, `${where}.${key}`, "not a field of a Prometheus query");
+        }
+        for (const key of ["exemplar", "instant", "range"]) {
+          if (target?.[key] !== undefined && typeof target[key] !== "boolean") report(panel, `${where}.${key}`, `${JSON.stringify(target[key])} is not true or false`);
+        }
+      }
     }
     const config = panel.fieldConfig ?? {};
     checkUnit(panel, "fieldConfig.defaults.unit", config.defaults?.unit);

@@ -7,7 +7,8 @@
 //   unit        a unit that is not Grafana's ("secs")
 //   promql      a PromQL expression without its closing parenthesis
 //   lint        at once: a wrong enum value, an undefined variable, a data source uid that is
-//               not provisioned, a panel id used twice, and a panel over another one
+//               not provisioned, a panel id used twice, a panel over another one, and a
+//               misspelled field of a query (exemplars for exemplar)
 //
 //   node tests/grafana/self-test.mjs
 import { spawnSync } from "node:child_process";
@@ -53,7 +54,11 @@ const FAULTS = {
     second.id = first.id;
     const [above, below] = d.panels.filter((p) => p.type !== "row" && p.gridPos.x === 0).slice(-2);
     below.gridPos.y = above.gridPos.y; // onto the panel above it, and maybe that one's neighbours
+    const traced = panelWith(d, (p) => p.targets?.[0]?.exemplar === true);
+    delete traced.targets[0].exemplar;
+    traced.targets[0].exemplars = true; // Grafana's field is `exemplar`
     return [
+      `panel '${traced.title}': targets[0] (${traced.targets[0].refId}).exemplars: not a field of a Prometheus query`,
       `panel '${tooltip.title}': options.tooltip.mode: Type '"multiple"' is not assignable`,
       `panel '${variable.title}': targets[0] (${variable.targets[0].refId}).legendFormat: $undefined_variable is not a variable`,
       `panel '${source.title}': datasource: data source uid "not-provisioned" is not provisioned`,
