@@ -23,8 +23,9 @@ pub(crate) struct Exemplar {
 
 /// The latest exemplar of one bucket or counter.
 ///
-/// A request that finds the cell taken by another one of the same bucket, at the same moment,
-/// leaves it to that one: either is the latest, and a request never waits here.
+/// A request that finds the cell taken (by another request of the same bucket at the same
+/// moment, or by a scrape reading it) leaves it as it is: a request never waits here, and the
+/// next request of the bucket records itself.
 #[derive(Debug, Default)]
 pub(crate) struct Cell(Mutex<Option<Exemplar>>);
 
@@ -40,7 +41,10 @@ impl Cell {
     }
 }
 
-/// The time now, on both clocks: what turns an exemplar's instant into a timestamp.
+/// What turns an exemplar's instant into a timestamp: the two clocks read together once, when
+/// the first exemplar is written. The same exemplar gets the same timestamp at every scrape,
+/// to the millisecond (Prometheus would otherwise store it again, or count it out of order);
+/// if the wall clock is stepped later, the timestamps keep to the monotonic clock.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Clock {
     wall: f64,
@@ -48,18 +52,23 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    pub(crate) fn now() -> Self {
-        Self {
+    pub(crate) fn anchored() -> Self {
+        static ANCHOR: std::sync::OnceLock<Clock> = std::sync::OnceLock::new();
+        *ANCHOR.get_or_init(|| Self {
             wall: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             monotonic: Instant::now(),
-        }
+        })
     }
 
     /// `at` in seconds since the Unix epoch.
     fn timestamp(&self, at: Instant) -> f64 {
-        self.wall - self.monotonic.saturating_duration_since(at).as_secs_f64()
+        if at >= self.monotonic {
+            self.wall + (at - self.monotonic).as_secs_f64()
+        } else {
+            self.wall - (self.monotonic - at).as_secs_f64()
+        }
     }
 }
 
@@ -74,4 +83,54 @@ pub(crate) fn push(out: &mut String, exemplar: &Exemplar, clock: &Clock) {
         ryu::Buffer::new().format(exemplar.value),
         clock.timestamp(exemplar.at)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(exemplar: &Exemplar) -> String {
+        let mut out = String::new();
+        push(&mut out, exemplar, &Clock::anchored());
+        out
+    }
+
+    #[test]
+    fn an_exemplar_is_written_the_same_at_every_scrape() {
+        let cell = Cell::default();
+        assert_eq!(cell.get(), None);
+        let trace = TraceId::random();
+        let recorded = Instant::now();
+        cell.record(trace, 0.25, recorded);
+        let exemplar = cell.get().unwrap();
+        let first = written(&exemplar);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(written(&exemplar), first);
+        assert!(
+            first.starts_with(&format!(" # {{trace_id=\"{trace}\"}} 0.25 ")),
+            "{first}"
+        );
+        let timestamp: f64 = first.rsplit(' ').next().unwrap().parse().unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            (now - 1.0..=now).contains(&timestamp),
+            "{timestamp} vs {now}"
+        );
+    }
+
+    #[test]
+    fn a_request_that_finds_the_cell_taken_leaves_it() {
+        let cell = Cell::default();
+        let (first, second) = (TraceId::random(), TraceId::random());
+        cell.record(first, 1.0, Instant::now());
+        let held = cell.0.lock().unwrap();
+        cell.record(second, 2.0, Instant::now()); // does not wait
+        drop(held);
+        assert_eq!(cell.get().unwrap().trace, first);
+        cell.record(second, 2.0, Instant::now());
+        assert_eq!(cell.get().unwrap().trace, second);
+    }
 }

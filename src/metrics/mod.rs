@@ -2,7 +2,8 @@
 //!
 //! The seed's families come first, name for name (see [`seed`]); then the service's own: RED
 //! metrics per route ([`red`]), the process ([`process`]) and its build. The values are atomics
-//! updated on the request path; the registry itself is read-only once built.
+//! updated on the request path (the exemplars, a cell per bucket taken with `try_lock`, never
+//! wait); the registry itself is read-only once built.
 
 mod exemplar;
 mod exposition;
@@ -158,24 +159,19 @@ impl Metrics {
             "response_code_count",
             "Count of HTTP response status codes",
         );
-        // Writing to a String cannot fail.
-        let _ = match format {
+        // Writing to a String cannot fail. The RED families are written here, with their
+        // exemplars; in OpenMetrics before the `# EOF` that ends the exposition.
+        use prometheus_client::encoding::{prometheus_text, text};
+        match format {
             Format::Text => {
-                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+                let _ = prometheus_text::encode(&mut out, &self.registry);
+                self.red.encode(&mut out, format);
             }
             Format::OpenMetrics => {
-                prometheus_client::encoding::text::encode(&mut out, &self.registry)
+                let _ = text::encode_registry(&mut out, &self.registry);
+                self.red.encode(&mut out, format);
+                let _ = text::encode_eof(&mut out);
             }
-        };
-        // The RED families, written here with their exemplars, before OpenMetrics' last line.
-        const EOF: &str = "# EOF\n";
-        let eof = format == Format::OpenMetrics && out.ends_with(EOF);
-        if eof {
-            out.truncate(out.len() - EOF.len());
-        }
-        self.red.encode(&mut out, format);
-        if eof {
-            out.push_str(EOF);
         }
         self.last_size.store(out.len(), Ordering::Relaxed);
         out

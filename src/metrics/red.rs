@@ -237,7 +237,7 @@ impl Red {
             ))
         });
         let exemplars = format == Format::OpenMetrics;
-        let clock = exemplar::Clock::now();
+        let clock = exemplar::Clock::anchored();
         let le: Vec<String> = (0..=BUCKETS.len()).map(|i| le(format, i)).collect();
 
         // OpenMetrics names a counter family without its `_total`; the text format with it.

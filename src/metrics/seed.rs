@@ -6,7 +6,8 @@
 //! families that need them are kept and encoded here, in both formats, and nothing else is.
 //!
 //! Every value is a lock-free atomic; durations are summed in whole nanoseconds, so sums are
-//! exact and an update is one `fetch_add`.
+//! exact and an update is one `fetch_add`. The histogram's exemplars are cells that a request
+//! takes with `try_lock` or leaves ([`super::exemplar`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -158,7 +159,7 @@ impl Histogram {
 
     pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
         let mut samples = Vec::with_capacity(self.buckets.len() + 2);
-        let clock = Clock::now();
+        let clock = Clock::anchored();
         let mut cumulative = 0;
         for (i, bucket) in self.buckets.iter().enumerate() {
             cumulative += bucket.load(Ordering::Relaxed);
