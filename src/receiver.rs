@@ -212,22 +212,15 @@ enum Format {
 
 /// Browsers name text/html; a client that names application/json (and not text/html) gets
 /// JSON; anything else (curl sends */*) gets text. A type refused with q=0 does not count.
+/// The header is read as the exposition reads it ([`crate::metrics::media_ranges`]).
 fn format(headers: &HeaderMap) -> Format {
     let named = |wanted: &str| {
         headers
             .get_all(header::ACCEPT)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|range| {
-                let mut parts = range.split(';').map(str::trim);
-                parts.next().is_some_and(|t| t.eq_ignore_ascii_case(wanted))
-                    && !parts.any(|p| {
-                        p.strip_prefix("q=")
-                            .and_then(|q| q.parse::<f32>().ok())
-                            .is_some_and(|q| q == 0.0)
-                    })
-            })
+            .flat_map(crate::metrics::media_ranges)
+            .any(|(mime, q)| mime.essence_str() == wanted && q > 0.0)
     };
     if named("text/html") {
         Format::Html

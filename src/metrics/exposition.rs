@@ -32,13 +32,7 @@ impl Format {
             return Format::Text;
         };
         let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
-        for range in accept.split(',') {
-            let Ok(mime) = mime::Mime::from_str(range.trim()) else {
-                continue;
-            };
-            let Some(q) = weight(&mime) else {
-                continue;
-            };
+        for (mime, q) in media_ranges(accept) {
             let version = mime.get_param("version").map(|v| v.as_str());
             let best = match (mime.type_().as_str(), mime.subtype().as_str()) {
                 ("application", "openmetrics-text")
@@ -58,6 +52,16 @@ impl Format {
             Format::Text
         }
     }
+}
+
+/// The media ranges of an `Accept` header with their `q` values, leaving out those that do not
+/// parse or whose `q` is not a number in [0, 1].
+pub(crate) fn media_ranges(accept: &str) -> impl Iterator<Item = (mime::Mime, f32)> + '_ {
+    accept.split(',').filter_map(|range| {
+        let mime = mime::Mime::from_str(range.trim()).ok()?;
+        let q = weight(&mime)?;
+        Some((mime, q))
+    })
 }
 
 /// A media range's `q` value: 1 when absent, `None` when it is not a number in [0, 1].

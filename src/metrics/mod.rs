@@ -23,6 +23,7 @@ use prometheus_client::registry::Registry;
 use crate::trace::TraceId;
 
 pub use exposition::Format;
+pub(crate) use exposition::media_ranges;
 
 /// The seed's histogram buckets, in seconds.
 const DURATION_BUCKETS: &[f64] = &[0.1, 0.3, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0];
