@@ -330,21 +330,18 @@ async fn the_compose_stack_works_as_the_docs_say() {
         "an exemplar of request_duration_seconds in compose's Prometheus",
         Duration::from_secs(60),
         || async {
-            let now = std::time::SystemTime::now()
+            let ten_minutes_ago = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
-                .as_secs_f64();
-            let url = reqwest::Url::parse_with_params(
-                &format!("{}/api/v1/query_exemplars", prometheus()),
-                &[
-                    ("query", "request_duration_seconds_bucket".to_owned()),
-                    ("start", format!("{:.0}", now - 600.0)),
-                    ("end", format!("{:.0}", now + 1.0)),
-                ],
+                .as_secs_f64()
+                - 600.0;
+            let exemplars = crate::helpers::query_exemplars(
+                &prometheus(),
+                "request_duration_seconds_bucket",
+                ten_minutes_ago,
             )
-            .unwrap();
-            let body: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
-            body["data"][0]["exemplars"][0].as_object().cloned()
+            .await;
+            exemplars.first().and_then(|e| e.as_object().cloned())
         },
     )
     .await;

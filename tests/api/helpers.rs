@@ -545,6 +545,31 @@ pub async fn query(base: &str, expr: &str, at: Option<f64>) -> Vec<serde_json::V
         .unwrap_or_default()
 }
 
+/// The exemplars that the Prometheus at `base` has stored for `query` from the Unix time
+/// `start` until now, each as the API gives it (`labels`, `value`, `timestamp`). Panics if
+/// Prometheus refuses the query.
+pub async fn query_exemplars(base: &str, query: &str, start: f64) -> Vec<serde_json::Value> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let params = [
+        ("query", query.to_owned()),
+        ("start", format!("{start:.3}")),
+        ("end", format!("{:.3}", now + 1.0)),
+    ];
+    let url = reqwest::Url::parse_with_params(&format!("{base}/api/v1/query_exemplars"), &params)
+        .unwrap();
+    let body: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    assert_eq!(body["status"], "success", "{query}: {body}");
+    body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -827,6 +827,18 @@ fn scratch_repository() -> tempfile::TempDir {
     repo
 }
 
+/// Runs `scripts/check-docs MODE` on the scratch repository `repo`: whether it passed, and its
+/// report.
+fn check_docs_in(repo: &tempfile::TempDir, mode: &str) -> (bool, String) {
+    let out = Command::new(Path::new(ROOT).join("scripts/check-docs"))
+        .arg(mode)
+        .env("CHECK_DOCS_ROOT", repo.path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success(), report)
+}
+
 #[test]
 fn the_docs_check_finds_broken_links_and_unrun_commands() {
     // The real documentation passes...
@@ -847,13 +859,8 @@ fn the_docs_check_finds_broken_links_and_unrun_commands() {
          ```sh\nls -l\n```\n\n```sh\ndocker compose up -d\n```\n",
     )
     .unwrap();
-    let out = Command::new(&check)
-        .arg("--links")
-        .env("CHECK_DOCS_ROOT", repo.path())
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{report}");
+    let (passed, report) = check_docs_in(&repo, "--links");
+    assert!(!passed, "{report}");
     assert!(report.contains("link missing.md: no such file"), "{report}");
     assert!(report.contains("no heading #nope"), "{report}");
     assert!(report.contains("page.md:3: a shell block"), "{report}");
@@ -881,13 +888,8 @@ fn the_docs_check_opens_every_url_and_fails_on_a_dead_one() {
         ),
     )
     .unwrap();
-    let out = Command::new(Path::new(ROOT).join("scripts/check-docs"))
-        .arg("--urls")
-        .env("CHECK_DOCS_ROOT", repo.path())
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{report}");
+    let (passed, report) = check_docs_in(&repo, "--urls");
+    assert!(!passed, "{report}");
     assert!(
         report.contains(&format!(
             "page.md:2: http://localhost:{app}/targets: 404 on the native stack"

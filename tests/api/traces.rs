@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use crate::helpers::{Prometheus, Service, get_openmetrics, load, prometheus_config, targets_file};
+use crate::helpers::{
+    Prometheus, Service, get_openmetrics, load, prometheus_config, query_exemplars, targets_file,
+};
 
 /// A `traceparent` of the trace `trace` (32 hex digits).
 fn traceparent(trace: &str) -> String {
@@ -260,29 +260,11 @@ async fn a_malformed_traceparent_gets_its_answer_and_a_trace_of_its_own() {
     assert_eq!(last["trace_id"].as_str().unwrap().len(), 32);
 }
 
-/// Exemplars of `query` that Prometheus has stored between `start` and now, as
-/// (trace_id, value) pairs; panics if Prometheus refuses the query.
+/// Exemplars of `query` that Prometheus has stored since `start`, as (trace_id, value) pairs.
 async fn stored_exemplars(prometheus: &Prometheus, query: &str, start: f64) -> Vec<(String, f64)> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let url = reqwest::Url::parse_with_params(
-        &format!("http://{}/api/v1/query_exemplars", prometheus.addr),
-        &[
-            ("query", query.to_owned()),
-            ("start", format!("{start:.3}")),
-            ("end", format!("{:.3}", now + 1.0)),
-        ],
-    )
-    .unwrap();
-    let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-    assert_eq!(body["status"], "success", "{query}: {body}");
-    body["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+    query_exemplars(&format!("http://{}", prometheus.addr), query, start)
+        .await
+        .iter()
         .map(|e| {
             (
                 e["labels"]["trace_id"].as_str().unwrap_or("").to_owned(),
