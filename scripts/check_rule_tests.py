@@ -217,6 +217,51 @@ def scope_faults(rule_files):
     return list(dict.fromkeys(faults))
 
 
+# A rule that counts a target only with N scrapes in a window: count_over_time(up{...}[W]) >= N.
+SCRAPES = re.compile(r"count_over_time\(\s*up(\{[^}]*\})\s*\[(\w+)\]\s*\)\s*>=\s*([0-9]+)")
+
+
+def scrape_intervals(root):
+    """(where, seconds) of each scrape interval of the app's job: prometheus/prometheus.yml's
+    (the job's own, else the global one) and the Kubernetes ServiceMonitor's."""
+    found = []
+    path = os.path.join(root, "prometheus/prometheus.yml")
+    if os.path.exists(path):
+        with open(path) as f:
+            config = yaml.safe_load(f)
+        default = (config.get("global") or {}).get("scrape_interval", "1m")
+        for job in config.get("scrape_configs") or []:
+            if job.get("job_name") == "flask_app":
+                found.append((f"{os.path.relpath(path)}, job flask_app",
+                              seconds(job.get("scrape_interval", default))))
+    path = os.path.join(root, "deploy/kubernetes/service-monitor.yaml")
+    if os.path.exists(path):
+        with open(path) as f:
+            monitor = yaml.safe_load(f)
+        for endpoint in (monitor.get("spec") or {}).get("endpoints") or []:
+            found.append((f"{os.path.relpath(path)}", seconds(endpoint.get("interval", "30s"))))
+    return found
+
+
+def scrape_faults(rule_files, intervals):
+    """Rules that count a target only with N scrapes in a window W, where a scrape interval of
+    the app's job leaves fewer than N + 1 scrapes in W: a live target would not always count."""
+    faults = []
+    for path, groups in rule_files.items():
+        for group in groups:
+            for rule in group.get("rules") or []:
+                for _, window, needed in SCRAPES.findall(rule["expr"]):
+                    for where, interval in intervals:
+                        if interval * (int(needed) + 1) > seconds(window):
+                            name = rule.get("record") or rule.get("alert")
+                            faults.append(
+                                f"{os.path.relpath(path)}: {name} counts a target with {needed} "
+                                f"scrapes in [{window}], but {where} scrapes every "
+                                f"{fmt(interval)}: the window must hold {int(needed) + 1} "
+                                "intervals, so that a live target always counts")
+    return list(dict.fromkeys(faults))
+
+
 def static_faults(paths):
     """The faults of the checks that run no test: windows, group order, job scope."""
     faults = []
@@ -226,6 +271,8 @@ def static_faults(paths):
         rule_files = load_rules(path, test)
         faults += window_faults(path, test, rule_files) + order_faults(path, test, rule_files)
         faults += scope_faults(rule_files)
+        root = os.path.join(os.path.dirname(os.path.abspath(path)), "../..")
+        faults += scrape_faults(rule_files, scrape_intervals(root))
     return list(dict.fromkeys(faults))
 
 
@@ -361,6 +408,13 @@ tests:
             faults.append("self-test: the planted order-dependent test fails as given")
         if "depends on the order" not in check(head + changing, reversed_faults):
             faults.append("self-test: not found: an assertion that depends on the groups' order")
+    # Three scrapes a minute asked of a job scraped every 30 s: a live target has two.
+    counted = {"rules.yml": [{"name": "records", "rules": [
+        {"record": "job:up:count", "expr": 'count by (job) (count_over_time(up{job="app"}[1m]) >= 3)'}]}]}
+    if "scrapes every 30s" not in "\n".join(scrape_faults(counted, [("planted", 30)])):
+        faults.append("self-test: not found: a scrape interval too long for a count of scrapes")
+    if scrape_faults(counted, [("planted", 15)]):
+        faults.append("self-test: wrongly found: a 15 s scrape interval for three scrapes a minute")
     real = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../prometheus/tests")
     faults += [f"self-test: the real tests: {f}"
                for f in static_faults(sorted(glob.glob(os.path.join(real, "*.test.yml"))))]
@@ -382,7 +436,7 @@ def main(argv):
         faults = static_faults(argv)
         faults = faults or reversed_faults(argv)
         faults = faults or repeated_faults(argv, runs)
-        label = (f"{len(argv)} files: windows, group order and job scope checked, the reverse "
+        label = (f"{len(argv)} files: windows, group order, scrape intervals and job scope checked, the reverse "
                  f"order passes, {runs} runs all pass ({time.monotonic() - start:.0f} s)")
     for fault in faults:
         print(fault, file=sys.stderr)
