@@ -156,6 +156,12 @@ pub struct LoadArgs {
     #[arg(long, env = "DEMO_SERVICE_LOAD_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub timeout: Duration,
 
+    /// How long the generator keeps its connections: after that it opens new ones, resolving
+    /// the target's name again, as clients behind DNS do; so replicas that join (docker
+    /// compose --profile replicas) get their share within this time. 0s keeps them for ever.
+    #[arg(long, env = "DEMO_SERVICE_LOAD_CONNECTION_LIFETIME", default_value = "10s", value_parser = duration)]
+    pub connection_lifetime: Duration,
+
     /// The summary's format, on stdout.
     #[arg(long, env = "DEMO_SERVICE_LOAD_OUTPUT", value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -233,6 +239,8 @@ impl LoadArgs {
             requests: self.requests,
             connections: self.connections,
             timeout: self.timeout,
+            connection_lifetime: (!self.connection_lifetime.is_zero())
+                .then_some(self.connection_lifetime),
             trace: !self.no_trace,
             slowest: self.slowest as usize,
         })

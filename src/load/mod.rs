@@ -7,6 +7,9 @@
 //! generator down (no coordinated omission). A *closed loop* keeps a number of requests in
 //! flight, each sent when the previous one is answered, as a fixed pool of clients would.
 //! Either way at most `--connections` requests are in flight, each on a connection of its own.
+//! Connections are kept for `--connection-lifetime`, then replaced by new ones, which resolve
+//! the target's name again: behind DNS (replicas under docker compose) the traffic follows the
+//! replicas that come and go, as it does from real clients.
 //!
 //! Each request starts a trace of its own (a W3C `traceparent`, unless `--no-trace`), which
 //! the service puts in its exemplars and log lines; the summary names the slowest requests by
@@ -20,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http_body_util::{BodyExt, Empty};
 use hyper::Uri;
 use hyper::body::Bytes;
@@ -60,6 +64,8 @@ pub struct Plan {
     /// The most requests in flight at once (open loop).
     pub connections: u32,
     pub timeout: Duration,
+    /// How long connections are kept before new ones replace them; `None`: for ever.
+    pub connection_lifetime: Option<Duration>,
     /// Whether each request names a trace of its own in a `traceparent` header.
     pub trace: bool,
     /// How many of the slowest requests the summary lists.
@@ -82,7 +88,9 @@ type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 /// What every sending task shares.
 #[derive(Debug)]
 struct Sender {
-    client: HttpClient,
+    /// The client and its pool of connections; replaced by a new one, with new connections,
+    /// every `--connection-lifetime`.
+    client: ArcSwap<HttpClient>,
     /// The URI of each path (inner) at each target (outer).
     uris: Vec<Vec<Uri>>,
     /// How many requests were sent: the next one goes to the target after.
@@ -111,7 +119,9 @@ impl Sender {
             .body(Empty::new())
             .expect("a GET of a valid URI is a valid request");
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| {
+            // The future owns what it needs of the client: the guard goes at once.
+            let response = self.client.load().request(request);
+            let response = response.await.map_err(|e| {
                 if e.is_connect() {
                     ErrorKind::Connect
                 } else {
@@ -147,12 +157,6 @@ impl Sender {
 /// Runs `plan` until its duration or request count is reached, or a signal arrives; then
 /// waits for the requests in flight (a second signal stops waiting) and sums up.
 pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summary {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(plan.timeout));
-    let client = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(plan.connections as usize)
-        .build(connector);
     let paths: Vec<String> = plan.mix.paths().map(str::to_owned).collect();
     let authorities: Vec<_> = plan
         .targets
@@ -173,7 +177,7 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summar
         })
         .collect();
     let sender = Arc::new(Sender {
-        client,
+        client: ArcSwap::from_pointee(http_client(&plan)),
         uris,
         turn: AtomicUsize::new(0),
         timeout: plan.timeout,
@@ -204,6 +208,9 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summar
 
     let start = Instant::now();
     let reporter = report_progress(progress, sender.clone(), start);
+    let renewer = plan
+        .connection_lifetime
+        .map(|lifetime| renew_connections(lifetime, plan.clone(), sender.clone()));
     let mut tasks = JoinSet::new();
     let ended = match plan.mode.clone() {
         Mode::Open(shape) => {
@@ -218,9 +225,39 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summar
     }
     reporter.abort();
     let _ = reporter.await;
+    if let Some(renewer) = renewer {
+        renewer.abort();
+    }
     sender
         .recorder
         .summary(run, ended.sending, ended.unsent, ended.interrupted)
+}
+
+/// A client with a pool of its own: at most `--connections` idle connections to each target.
+fn http_client(plan: &Plan) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(plan.timeout));
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(plan.connections as usize)
+        .build(connector)
+}
+
+/// Replaces the sender's client every `lifetime`, until aborted. The old client's connections
+/// close once their requests in flight are answered (nothing returns them to a pool that is
+/// gone); the next requests connect anew, and so resolve the target's name again.
+fn renew_connections(
+    lifetime: Duration,
+    plan: Plan,
+    sender: Arc<Sender>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(Instant::now() + lifetime, lifetime);
+        loop {
+            ticks.tick().await;
+            sender.client.store(Arc::new(http_client(&plan)));
+        }
+    })
 }
 
 /// How the sending ended.

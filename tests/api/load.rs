@@ -171,6 +171,81 @@ fn a_signal_ends_the_run_with_its_summary() {
     assert_eq!(summary["answered"], sent);
 }
 
+/// A bare HTTP/1 server on a port of its own that answers every request 200 at once and notes
+/// when it accepted each connection.
+async fn connection_counter() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            log.lock().unwrap().push(Instant::now());
+            tokio::spawn(async move {
+                let answer = hyper::service::service_fn(|_| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Empty::<hyper::body::Bytes>::new(),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), answer)
+                    .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_are_renewed_after_their_lifetime() {
+    // Fifty requests a second for four seconds, to a server that answers at once: one
+    // connection would carry them all, were it kept.
+    let (addr, accepted) = connection_counter().await;
+    let started = Instant::now();
+
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args([
+                "load",
+                "--target",
+                &format!("http://{addr}"),
+                "--mix",
+                "/=1",
+            ])
+            .args(["--rate", "50", "--duration", "4s", "--output", "json"])
+            .args(["--connection-lifetime", "1s"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["answered"], 200, "{summary}");
+    // Renewed at 1, 2 and 3 s: each second after the first opens a connection of its own.
+    let seconds: Vec<u64> = accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|at| at.duration_since(started).as_secs())
+        .collect();
+    for second in 1..=3 {
+        assert!(
+            seconds.contains(&second),
+            "no connection opened in second {second}: accepted at {seconds:?} s"
+        );
+    }
+}
+
 #[test]
 fn bad_arguments_and_no_service_are_one_line_and_a_nonzero_exit() {
     let nobody = format!("http://127.0.0.1:{}", free_port());
@@ -187,6 +262,7 @@ fn bad_arguments_and_no_service_are_one_line_and_a_nonzero_exit() {
         (&["--mix", "nope"], 2, "a path starts with /"),
         (&["--concurrency", "2", "--shape", "ramp"], 2, "--shape ramp needs an open loop"),
         (&["--duration", "soon"], 2, "'--duration <DURATION>'"),
+        (&["--connection-lifetime", "soon"], 2, "'--connection-lifetime <CONNECTION_LIFETIME>'"),
         (&["--target", &nobody, "--requests", "3"], 1, "no request got an answer from"),
     ];
     for (args, code, message) in cases {
