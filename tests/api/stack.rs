@@ -831,7 +831,7 @@ fn scratch_repository() -> tempfile::TempDir {
 /// report.
 fn check_docs_in(repo: &tempfile::TempDir, mode: &str) -> (bool, String) {
     let out = Command::new(Path::new(ROOT).join("scripts/check-docs"))
-        .arg(mode)
+        .args(mode.split(' '))
         .env("CHECK_DOCS_ROOT", repo.path())
         .output()
         .unwrap();
@@ -849,14 +849,17 @@ fn the_docs_check_finds_broken_links_and_unrun_commands() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // ...and a page with a dead link, a dead anchor and a shell block that is neither run nor
-    // needs what cannot run here does not.
+    // ...and a page with a dead link, a dead anchor, a shell block that is neither run nor
+    // needs what cannot run here, and one marked for a path that does not exist, does not.
+    // (A block that needs a cluster, and one for the compose path, are fine.)
     let repo = scratch_repository();
     std::fs::write(repo.path().join("other.md"), "# A heading\n").unwrap();
     std::fs::write(
         repo.path().join("page.md"),
         "[gone](missing.md) [there](other.md#a-heading) [no anchor](other.md#nope)\n\n\
-         ```sh\nls -l\n```\n\n```sh\ndocker compose up -d\n```\n",
+         ```sh\nls -l\n```\n\n```sh\nkubectl apply -k deploy/kubernetes\n```\n\n\
+         ```sh runnable compose\ndocker compose up -d\n```\n\n\
+         ```sh runnable staging\nls\n```\n",
     )
     .unwrap();
     let (passed, report) = check_docs_in(&repo, "--links");
@@ -864,7 +867,41 @@ fn the_docs_check_finds_broken_links_and_unrun_commands() {
     assert!(report.contains("link missing.md: no such file"), "{report}");
     assert!(report.contains("no heading #nope"), "{report}");
     assert!(report.contains("page.md:3: a shell block"), "{report}");
-    assert!(report.contains("3 problems"), "{report}");
+    assert!(
+        report.contains("page.md:15: `runnable staging`: a runnable block names at most one path"),
+        "{report}"
+    );
+    assert!(report.contains("4 problems"), "{report}");
+}
+
+#[test]
+fn the_docs_check_runs_each_path_s_blocks_in_one_terminal() {
+    // Blocks for both paths, for one, and a variable set in one block and read in a later one,
+    // as in a learner's terminal; on the native path, the compose block does not run.
+    let repo = scratch_repository();
+    std::fs::write(
+        repo.path().join("page.md"),
+        "```sh runnable\nGREETING=$(echo hello)   # kept\n```\n\n\
+         ```sh runnable native\necho \"native: $GREETING\" > native.txt\n```\n\n\
+         ```sh runnable compose\necho \"compose: $GREETING\" > compose.txt\n```\n\n\
+         ```sh runnable\ntest \"$GREETING\" = hello && false\n```\n",
+    )
+    .unwrap();
+
+    let (passed, report) = check_docs_in(&repo, "--blocks native");
+
+    assert!(!passed, "{report}");
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("native.txt")).unwrap(),
+        "native: hello\n"
+    );
+    assert!(!repo.path().join("compose.txt").exists(), "{report}");
+    assert!(report.contains("ran page.md:1 (native)"), "{report}");
+    assert!(report.contains("FAILED page.md:13 (native)"), "{report}");
+    assert!(
+        report.contains("1 blocks of the native path failed"),
+        "{report}"
+    );
 }
 
 #[test]
