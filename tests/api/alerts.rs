@@ -87,7 +87,7 @@ fn durations_compress() {
 }
 
 /// Notifications the receiver has, as JSON.
-async fn notifications(receiver: &str) -> Vec<Value> {
+pub async fn notifications(receiver: &str) -> Vec<Value> {
     reqwest::get(format!("{receiver}/alerts"))
         .await
         .unwrap()

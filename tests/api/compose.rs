@@ -265,6 +265,82 @@ fn hardening(inspect: &Value) -> Result<(), String> {
     }
 }
 
+/// How long after `down` and `up` the receiver must have no DemoServiceTargetMissing: the
+/// lingering address of the old run would have fired it about 6.5 minutes after (5 minutes of
+/// lookback, a minute of `for:`, an evaluation and Alertmanager's `group_wait`).
+const RESTART_WATCH: Duration = Duration::from_secs(8 * 60);
+
+/// The documentation's compose path, run by `scripts/check-docs --compose` beside the test's
+/// own stack: a project and an address of its own, so that the two do not meet.
+struct DocsWalk {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+const WALK_PROJECT: &str = "demo-service-compose-test-docs";
+const WALK_ADDR: &str = "127.0.0.4";
+
+impl DocsWalk {
+    fn start() -> DocsWalk {
+        let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/reports");
+        std::fs::create_dir_all(&log).unwrap();
+        let log = log.join("docs-compose.txt");
+        let child = Command::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check-docs"),
+        )
+        .arg("--compose")
+        .env("COMPOSE_PROJECT_NAME", WALK_PROJECT)
+        .env("BIND_ADDRESS", WALK_ADDR)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::from(
+            std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+        DocsWalk { child, log }
+    }
+
+    /// Waits for the walk to end; its report, and whether it passed.
+    fn finish(mut self) -> (bool, String) {
+        let passed = self.child.wait().unwrap().success();
+        (
+            passed,
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for DocsWalk {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = Command::new("docker")
+                .args(["compose", "--project-name", WALK_PROJECT, "--profile", "*"])
+                .args(["down", "--volumes", "--remove-orphans", "--timeout", "5"])
+                .output();
+        }
+    }
+}
+
+/// The flask_app targets' request counts by instance, as Prometheus last scraped them.
+async fn requests_by_instance() -> std::collections::BTreeMap<String, f64> {
+    query(
+        &prometheus(),
+        r#"sum by (instance) (http_requests_total{job="flask_app"})"#,
+        None,
+    )
+    .await
+    .iter()
+    .map(|s| {
+        (
+            s["metric"]["instance"].as_str().unwrap().to_owned(),
+            s["value"][1].as_str().unwrap().parse().unwrap(),
+        )
+    })
+    .collect()
+}
+
 #[tokio::test]
 #[ignore = "needs a Docker engine and Compose v2: scripts/test-compose runs it"]
 async fn the_compose_stack_works_as_the_docs_say() {
@@ -287,6 +363,13 @@ async fn the_compose_stack_works_as_the_docs_say() {
     }
     assert_eq!(ps.matches("(healthy)").count(), SERVICES.len(), "{ps}");
 
+    // The documentation's compose path, beside this one, from now on: the image is built.
+    let walk = DocsWalk::start();
+    compose.say(&format!(
+        "scripts/check-docs --compose started: the docs' compose blocks, in order, against a \
+         stack of their own ({WALK_PROJECT}, on {WALK_ADDR})"
+    ));
+
     // --- Prometheus finds the app by DNS ---------------------------------------------------
     let up = poll(
         "up{job=\"flask_app\"} == 1",
@@ -297,75 +380,13 @@ async fn the_compose_stack_works_as_the_docs_say() {
     compose.say(&format!(
         "Prometheus scrapes the app it found by DNS: {up:?}"
     ));
-    let instance = up[0].clone();
+    let old_instance = up[0].clone();
 
-    // --- a few requests by hand, then the load generator -----------------------------------
+    // --- a few requests by hand -------------------------------------------------------------
     let client = reqwest::Client::new();
     for path in ["/", "/simulate_error", "/simulate_error", "/nope"] {
         client.get(url(5000, path)).send().await.unwrap();
     }
-    let before = requests_answered().await;
-    compose.run(&["--profile", "load", "up", "-d", "loadgen"]);
-    compose.say("--profile load up -d loadgen: the generator runs");
-
-    // --- every dashboard query answers ------------------------------------------------------
-    // Grafana's $__rate_interval at a 15 s scrape interval is 1m: four scrapes.
-    let report = poll(
-        "every dashboard query answering from compose's Prometheus",
-        Duration::from_secs(240),
-        || async {
-            let (report, empty) =
-                crate::stack::dashboard_queries(&prometheus(), &instance, "1m").await;
-            empty.is_empty().then_some(report)
-        },
-    )
-    .await;
-    let queries = report.lines().filter(|l| l.contains(" | ")).count() - 1;
-    compose.say(&format!(
-        "every dashboard query answers: {queries} queries with a value"
-    ));
-
-    // --- exemplars: Prometheus keeps them, and each names a request the app logged --------
-    let exemplar = poll(
-        "an exemplar of request_duration_seconds in compose's Prometheus",
-        Duration::from_secs(60),
-        || async {
-            let ten_minutes_ago = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs_f64()
-                - 600.0;
-            let exemplars = crate::helpers::query_exemplars(
-                &prometheus(),
-                "request_duration_seconds_bucket",
-                ten_minutes_ago,
-            )
-            .await;
-            exemplars.first().and_then(|e| e.as_object().cloned())
-        },
-    )
-    .await;
-    let trace = exemplar["labels"]["trace_id"].as_str().unwrap_or_default();
-    let app_logs = compose.run(&["logs", "--no-log-prefix", "app"]);
-    let line = app_logs
-        .lines()
-        .find(|l| !trace.is_empty() && l.contains(trace))
-        .unwrap_or_else(|| panic!("no log line of the exemplar's trace {trace:?}"));
-    compose.say(&format!(
-        "exemplar stored: trace_id {trace}, {} s; its log line: {line}",
-        exemplar["value"].as_str().unwrap_or_default()
-    ));
-
-    compose.run(&["--profile", "load", "stop", "loadgen"]);
-    let logs = compose.run(&["--profile", "load", "logs", "--no-log-prefix", "loadgen"]);
-    let (sent, answered) = load_summary(&logs);
-    let moved = requests_answered().await - before;
-    compose.say(&format!(
-        "loadgen stopped: it sent {sent} and had {answered} answered; the app's \
-         http_requests_total moved by {moved}"
-    ));
-    assert!(sent > 0.0 && sent == answered, "{logs}");
-    assert_eq!(moved, sent, "the app counted other than the generator sent");
 
     // --- stop with a slow request in flight: it is answered, the exit code is 0 ------------
     let slow = tokio::spawn(async move {
@@ -406,17 +427,156 @@ async fn the_compose_stack_works_as_the_docs_say() {
     compose.say(&format!(
         "start app: the app answers on {ADDR}:5000, its metrics on :8000"
     ));
-
-    // --- three replicas --------------------------------------------------------------------
-    compose.run(&["--profile", "replicas", "up", "-d", "--wait", "replica"]);
-    let three = poll(
-        "three flask_app targets up",
-        Duration::from_secs(90),
-        || async { Some(targets_up().await).filter(|t| t.len() == 3) },
+    // Two scrapes more, so that the history holds the app as it runs before the down.
+    poll(
+        "two scrapes of the app since its start",
+        Duration::from_secs(60),
+        || async {
+            let scraped = query(
+                &prometheus(),
+                r#"count_over_time(up{job="flask_app"}[20s]) >= 1"#,
+                None,
+            )
+            .await;
+            (!scraped.is_empty()).then_some(())
+        },
     )
     .await;
+
+    // --- down and up, as exercise 2 does: the history stays, no alert for nothing ----------
+    let scraped_at = now();
+    let before_down = query(&prometheus(), r#"up{job="flask_app"}"#, Some(scraped_at)).await;
+    assert!(!before_down.is_empty());
+    compose.down(false);
+    compose.run(&[&["up", "-d", "--wait"][..], &SERVICES].concat());
+    let restarted = Instant::now();
+    let restarted_at = now();
+    app_answers_on_its_ports("down + up").await;
+    let after = query(&prometheus(), r#"up{job="flask_app"}"#, Some(scraped_at)).await;
     compose.say(&format!(
-        "--profile replicas up -d --wait replica: three targets up {three:?}"
+        "down, then up: the app answers on {ADDR}:5000 and :8000; Prometheus still answers \
+         up{{job=\"flask_app\"}} at a time before the down: {} series, as before it",
+        after.len()
+    ));
+    assert_eq!(
+        after.len(),
+        before_down.len(),
+        "history lost across down/up"
+    );
+    // The trap the rule must not fall into: the old address lingers beside the new one.
+    let both = poll(
+        "the old address's up lingering beside the new one's",
+        Duration::from_secs(60),
+        || async {
+            let series = query(&prometheus(), r#"up{job="flask_app"}"#, None).await;
+            let instances: Vec<String> = series
+                .iter()
+                .map(|s| s["metric"]["instance"].as_str().unwrap().to_owned())
+                .collect();
+            (instances.len() == 2).then_some(instances)
+        },
+    )
+    .await;
+    assert!(both.contains(&old_instance), "{both:?}");
+    compose.say(&format!(
+        "after up, count(up{{job=\"flask_app\"}}) is 2: {both:?}, the old address lingering \
+         for the 5-minute lookback (no staleness marker at shutdown) beside the new one"
+    ));
+
+    // --- the load generator: what it sent is what the app counted -----------------------------
+    let before = requests_answered().await;
+    compose.run(&["--profile", "load", "up", "-d", "loadgen"]);
+    compose.say("--profile load up -d loadgen: the generator runs");
+    let instance = poll(
+        "the app at its new address, up",
+        Duration::from_secs(60),
+        || async { targets_up().await.into_iter().find(|t| *t != old_instance) },
+    )
+    .await;
+
+    // --- every dashboard query answers ------------------------------------------------------
+    // Grafana's $__rate_interval at a 15 s scrape interval is 1m: four scrapes.
+    let report = poll(
+        "every dashboard query answering from compose's Prometheus",
+        Duration::from_secs(240),
+        || async {
+            let (report, empty) =
+                crate::stack::dashboard_queries(&prometheus(), &instance, "1m").await;
+            empty.is_empty().then_some(report)
+        },
+    )
+    .await;
+    let queries = report.lines().filter(|l| l.contains(" | ")).count() - 1;
+    compose.say(&format!(
+        "every dashboard query answers: {queries} queries with a value"
+    ));
+
+    // --- exemplars: Prometheus keeps them, and each names a request the app logged --------
+    let exemplar = poll(
+        "an exemplar of request_duration_seconds in compose's Prometheus",
+        Duration::from_secs(60),
+        || async {
+            let exemplars = crate::helpers::query_exemplars(
+                &prometheus(),
+                "request_duration_seconds_bucket",
+                restarted_at,
+            )
+            .await;
+            exemplars.first().and_then(|e| e.as_object().cloned())
+        },
+    )
+    .await;
+    let trace = exemplar["labels"]["trace_id"].as_str().unwrap_or_default();
+    let app_logs = compose.run(&["logs", "--no-log-prefix", "app"]);
+    let line = app_logs
+        .lines()
+        .find(|l| !trace.is_empty() && l.contains(trace))
+        .unwrap_or_else(|| panic!("no log line of the exemplar's trace {trace:?}"));
+    compose.say(&format!(
+        "exemplar stored: trace_id {trace}, {} s; its log line: {line}",
+        exemplar["value"].as_str().unwrap_or_default()
+    ));
+
+    compose.run(&["--profile", "load", "stop", "loadgen"]);
+    let logs = compose.run(&["--profile", "load", "logs", "--no-log-prefix", "loadgen"]);
+    let (sent, answered) = load_summary(&logs);
+    let moved = requests_answered().await - before;
+    compose.say(&format!(
+        "loadgen stopped: it sent {sent} and had {answered} answered; the app's \
+         http_requests_total moved by {moved}"
+    ));
+    assert!(sent > 0.0 && sent == answered, "{logs}");
+    assert_eq!(moved, sent, "the app counted other than the generator sent");
+
+    // --- replicas started after the load generator get its traffic ---------------------------
+    compose.run(&["--profile", "load", "start", "loadgen"]);
+    let took = Instant::now();
+    compose.run(&["--profile", "replicas", "up", "-d", "replica"]);
+    let spread = poll(
+        "every replica answering the load generator's requests",
+        Duration::from_secs(60),
+        || async {
+            // The old address may still linger: it is not one of the three.
+            let up: Vec<String> = targets_up()
+                .await
+                .into_iter()
+                .filter(|t| *t != old_instance)
+                .collect();
+            let counts = requests_by_instance().await;
+            (up.len() == 3 && up.iter().all(|i| counts.get(i).is_some_and(|c| *c > 0.0)))
+                .then_some(counts)
+        },
+    )
+    .await;
+    let spread_in = took.elapsed();
+    assert!(
+        spread_in <= Duration::from_secs(60),
+        "the replicas got traffic {spread_in:?} after up"
+    );
+    compose.say(&format!(
+        "--profile replicas up -d replica, with the load generator already running: every \
+         replica's http_requests_total rising {:.0} s later, each instance's total: {spread:?}",
+        spread_in.as_secs_f64()
     ));
 
     // Every container there is now, stopped ones included: hardened, published on ADDR only.
@@ -433,6 +593,50 @@ async fn the_compose_stack_works_as_the_docs_say() {
         "docker inspect of {} containers: none runs as root, read-only root filesystems, \
          CapDrop ALL, no-new-privileges, ports on {ADDR} only",
         inspected.len()
+    ));
+
+    // --- no DemoServiceTargetMissing for the restart, at the receiver or in Prometheus --------
+    let missing = |alerts: &[Value]| -> Vec<Value> {
+        alerts
+            .iter()
+            .flat_map(|n| n["alerts"].as_array().cloned().unwrap_or_default())
+            .filter(|a| a["alertname"] == "DemoServiceTargetMissing")
+            .collect()
+    };
+    while restarted.elapsed() < RESTART_WATCH {
+        let at_receiver = missing(&crate::alerts::notifications(&url(9095, "")).await);
+        assert!(
+            at_receiver.is_empty(),
+            "DemoServiceTargetMissing at the receiver {:.0} s after down and up: {at_receiver:#?}",
+            restarted.elapsed().as_secs_f64()
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let window = restarted.elapsed().as_secs();
+    let history = query(
+        &prometheus(),
+        &format!(r#"count_over_time(ALERTS{{alertname="DemoServiceTargetMissing"}}[{window}s])"#),
+        None,
+    )
+    .await;
+    assert!(
+        history.is_empty(),
+        "pending or firing after the restart: {history:?}"
+    );
+    let counted = query(
+        &prometheus(),
+        &format!(r#"max_over_time(job:up:count{{job="flask_app"}}[{window}s])"#),
+        None,
+    )
+    .await;
+    compose.say(&format!(
+        "for {window} s after down and up: no DemoServiceTargetMissing at the receiver, none \
+         pending or firing in Prometheus (ALERTS); job:up:count at most {} (the app, then the \
+         replicas)",
+        counted
+            .first()
+            .map(|s| s["value"][1].as_str().unwrap().to_owned())
+            .unwrap_or_default()
     ));
 
     // --- a replica stopped: the alert the docs promise reaches the receiver -----------------
@@ -453,24 +657,7 @@ async fn the_compose_stack_works_as_the_docs_say() {
         alert["summary"]
     ));
 
-    // --- history across down and up; down -v removes it -------------------------------------
-    let scraped_at = now();
-    let before_down = query(&prometheus(), r#"up{job="flask_app"}"#, Some(scraped_at)).await;
-    assert!(!before_down.is_empty());
-    compose.down(false);
-    compose.run(&[&["up", "-d", "--wait"][..], &SERVICES].concat());
-    app_answers_on_its_ports("down + up").await;
-    let after = query(&prometheus(), r#"up{job="flask_app"}"#, Some(scraped_at)).await;
-    compose.say(&format!(
-        "down, then up: the app answers on {ADDR}:5000 and :8000; Prometheus still answers \
-         up{{job=\"flask_app\"}} at a time before the down: {} series, as before it",
-        after.len()
-    ));
-    assert_eq!(
-        after.len(),
-        before_down.len(),
-        "history lost across down/up"
-    );
+    // --- down -v removes the history ---------------------------------------------------------
     compose.down(true);
     let volumes = docker(&[
         "volume",
@@ -511,5 +698,19 @@ async fn the_compose_stack_works_as_the_docs_say() {
             .last()
             .unwrap_or("")
             .trim()
+    ));
+
+    // --- the documentation's compose path ----------------------------------------------------
+    let (passed, walked) = walk.finish();
+    for line in walked
+        .lines()
+        .filter(|l| l.starts_with("ran ") || l.starts_with("FAILED "))
+    {
+        compose.say(&format!("  docs: {line}"));
+    }
+    assert!(passed, "scripts/check-docs --compose failed:\n{walked}");
+    compose.say(&format!(
+        "scripts/check-docs --compose: {}",
+        walked.lines().last().unwrap_or_default()
     ));
 }
