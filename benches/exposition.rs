@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
-use demo_service::knobs::Knobs;
+use demo_service::behaviour::knobs::Knobs;
 use demo_service::metrics::{Format, Metrics};
 use demo_service::routes;
 use demo_service::state::{AppState, Settings};
@@ -25,7 +25,7 @@ fn busy_metrics() -> std::sync::Arc<Metrics> {
     let knobs = Knobs {
         delay: Duration::ZERO..=Duration::ZERO,
         error_rate: 0.5,
-        users: 10..=50,
+        ..Knobs::default()
     };
     let state = AppState::new(
         std::sync::Arc::new(Metrics::new()),

@@ -437,9 +437,24 @@ pub struct ServeArgs {
     #[arg(long, env = "DEMO_SERVICE_MIN_DELAY", default_value = "0s", value_parser = duration)]
     pub min_delay: Duration,
 
-    /// Longest simulated processing time of /; each request draws uniformly between the two.
+    /// Longest simulated processing time of /: no request takes longer.
     #[arg(long, env = "DEMO_SERVICE_MAX_DELAY", default_value = "5s", value_parser = duration)]
     pub max_delay: Duration,
+
+    /// How / draws its processing time, within [--min-delay, --max-delay]: uniform (the
+    /// seed's), lognormal:MEDIAN:P99 (a long tail, e.g. lognormal:250ms:3s) or
+    /// bimodal:FAST:SLOW:SLOW_SHARE (cache hits and misses, e.g. bimodal:20ms:2s:0.1).
+    #[arg(
+        long,
+        env = "DEMO_SERVICE_DELAY_DISTRIBUTION",
+        default_value = "uniform"
+    )]
+    pub delay_distribution: crate::behaviour::delay::Distribution,
+
+    /// Draw every random number (delays, errors, users) from generators seeded with this, so
+    /// that the same sequence of requests gets the same delays and errors; unset, runs differ.
+    #[arg(long, env = "DEMO_SERVICE_SEED", value_parser = seed)]
+    pub seed: Option<Seed>,
 
     /// Probability that /simulate_error fails with a 500, from 0 to 1.
     #[arg(long, env = "DEMO_SERVICE_ERROR_RATE", default_value_t = 0.2, value_parser = probability, allow_negative_numbers = true)]
@@ -498,6 +513,23 @@ impl ServeArgs {
             ));
         }
         Ok(())
+    }
+}
+
+/// `--seed`: a whole number, or nothing at all, so that `DEMO_SERVICE_SEED=` (empty, as in
+/// .env.example) means no seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seed(pub Option<u64>);
+
+fn seed(s: &str) -> Result<Seed, String> {
+    match s.trim() {
+        "" => Ok(Seed(None)),
+        n => n.parse().map(|n| Seed(Some(n))).map_err(|_| {
+            format!(
+                "{s:?} is not a seed: give a whole number from 0 to {}",
+                u64::MAX
+            )
+        }),
     }
 }
 

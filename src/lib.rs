@@ -1,13 +1,13 @@
 //! demo-service: the Flask app of the service-monitoring exercise, in Rust, metric for metric.
 
+/// What the service's routes do: the knobs, the latency distributions, the random draws.
+pub mod behaviour;
 /// Every knob: flags, environment variables, validation.
 pub mod config;
 /// Accepting and serving connections: limits, timeouts, graceful close.
 pub mod connections;
 /// `demo-service healthcheck`.
 pub mod healthcheck;
-/// The simulation's knobs, changeable at run time.
-pub mod knobs;
 /// `demo-service load`: the load generator.
 pub mod load;
 /// The exposition: the seed's families, RED metrics, the process.
@@ -26,7 +26,5 @@ pub mod state;
 pub mod telemetry;
 /// W3C trace context: each request's trace id.
 pub mod trace;
-/// The simulated `current_users`.
-mod users;
 /// Weighted choices written as text (`200:0.9,500:0.1`).
 pub mod weighted;

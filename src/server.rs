@@ -15,12 +15,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::behaviour::draws::Draws;
+use crate::behaviour::knobs::Knobs;
+use crate::behaviour::{Behaviour, users};
 use crate::config::ServeArgs;
-use crate::knobs::Knobs;
 use crate::metrics::Metrics;
 use crate::signals::Signals;
 use crate::state::{AppState, Settings};
-use crate::{connections, routes, users};
+use crate::{connections, routes};
 
 /// Connections the kernel may queue before the service accepts them: bursts of thousands of new
 /// clients are normal under load tests, and the default of 128 would refuse them.
@@ -50,7 +52,11 @@ impl Server {
             admin_token: args.admin_token.clone().filter(|token| !token.is_empty()),
             max_fault_delay: args.max_fault_delay,
         };
-        let state = AppState::new(Arc::new(Metrics::new()), Knobs::from_args(args), settings);
+        let behaviour = Behaviour::new(
+            Knobs::from_args(args),
+            Draws::from_seed(args.seed.and_then(|seed| seed.0)),
+        );
+        let state = AppState::new(Arc::new(Metrics::new()), behaviour, settings);
         Ok(Self {
             app,
             metrics,
@@ -88,7 +94,7 @@ impl Server {
 
         let users = tokio::spawn(users::simulate(
             state.metrics.current_users.clone(),
-            state.knobs.clone(),
+            state.behaviour.clone(),
             args.users_interval,
         ));
         let (stop_app, app_stopped) = watch::channel(false);

@@ -1,14 +1,13 @@
-//! What the handlers share: the metrics, the knobs, the settings that do not change, and
-//! readiness.
+//! What the handlers share: the metrics, the behaviour (knobs and draws), the settings that do
+//! not change, and readiness.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio_util::task::TaskTracker;
 
-use crate::knobs::Knobs;
+use crate::behaviour::Behaviour;
 use crate::metrics::Metrics;
 
 /// Settings fixed at start.
@@ -38,8 +37,8 @@ pub struct AppState(Arc<Shared>);
 #[derive(Debug)]
 pub struct Shared {
     pub metrics: Arc<Metrics>,
-    /// Read on every request (a lock-free load), replaced whole by the admin API.
-    pub knobs: Arc<ArcSwap<Knobs>>,
+    /// What requests do: the knobs of the moment, and the draws.
+    pub behaviour: Arc<Behaviour>,
     pub settings: Settings,
     /// The simulated work of `/`, which outlives its request when the client goes away; the
     /// drain waits for it too, so that no counted request goes unrecorded.
@@ -56,10 +55,10 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(metrics: Arc<Metrics>, knobs: Knobs, settings: Settings) -> Self {
+    pub fn new(metrics: Arc<Metrics>, behaviour: impl Into<Behaviour>, settings: Settings) -> Self {
         Self(Arc::new(Shared {
             metrics,
-            knobs: Arc::new(ArcSwap::from_pointee(knobs)),
+            behaviour: Arc::new(behaviour.into()),
             settings,
             work: TaskTracker::new(),
             ready: AtomicBool::new(true),

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
-use crate::knobs::{Change, View};
+use crate::behaviour::knobs::{Change, View};
 use crate::state::AppState;
 
 /// The largest request body the admin API reads.
@@ -57,7 +57,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// `GET /admin/knobs`.
 pub(crate) async fn knobs(State(state): State<AppState>) -> Json<View> {
-    Json(View::from(&**state.knobs.load()))
+    Json(View::from(&**state.behaviour.knobs.load()))
 }
 
 /// `PUT /admin/knobs`: 200 with the knobs now, or 400 with the reason.
@@ -75,16 +75,19 @@ pub(crate) async fn change(State(state): State<AppState>, body: Bytes) -> Respon
     // Applied against the knobs of the moment, and swapped in only if nothing changed them
     // meanwhile, so that two changes at once cannot undo each other.
     let mut outcome = None;
-    state.knobs.rcu(|current| match current.changed(&change) {
-        Ok(new) => {
-            outcome = Some(Ok((current.clone(), new.clone())));
-            std::sync::Arc::new(new)
-        }
-        Err(e) => {
-            outcome = Some(Err(e));
-            current.clone()
-        }
-    });
+    state
+        .behaviour
+        .knobs
+        .rcu(|current| match current.changed(&change) {
+            Ok(new) => {
+                outcome = Some(Ok((current.clone(), new.clone())));
+                std::sync::Arc::new(new)
+            }
+            Err(e) => {
+                outcome = Some(Err(e));
+                current.clone()
+            }
+        });
     match outcome.expect("rcu runs its closure") {
         Ok((before, after)) => {
             info!(changes = %after.differences(&before), "knobs changed");

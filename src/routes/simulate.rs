@@ -26,7 +26,7 @@ pub(crate) async fn process(
 ) -> (StatusCode, &'static str) {
     let trace = trace_of(trace);
     let count = state.metrics.count_request();
-    let drawn = state.knobs.load().draw_delay();
+    let drawn = state.behaviour.draw_delay();
     if drawn.is_zero() {
         work(&state.metrics, count, drawn, trace).await;
     } else {
@@ -67,7 +67,7 @@ pub(crate) async fn simulate_error(
 ) -> (StatusCode, &'static str) {
     let metrics = &state.metrics;
     metrics.count_request();
-    if state.knobs.load().draw_error() {
+    if state.behaviour.draw_error() {
         let errors = metrics.count_error();
         metrics.count_response(500);
         error!(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use demo_service::knobs::Knobs;
+use demo_service::behaviour::knobs::Knobs;
 use demo_service::metrics::{Format, Metrics};
 use demo_service::routes;
 use demo_service::state::{AppState, Settings};
@@ -23,7 +23,7 @@ fn service(token: Option<&str>) -> (Router, Router, AppState) {
     let knobs = Knobs {
         delay: Duration::ZERO..=Duration::ZERO,
         error_rate: 0.2,
-        users: 10..=50,
+        ..Knobs::default()
     };
     let settings = Settings {
         admin_token: token.map(str::to_owned),
@@ -105,14 +105,14 @@ async fn a_missing_or_wrong_token_is_401() {
     let knobs: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         knobs,
-        serde_json::json!({"error_rate": 0.2, "min_delay": "0s", "max_delay": "0s", "users_min": 10, "users_max": 50})
+        serde_json::json!({"error_rate": 0.2, "min_delay": "0s", "max_delay": "0s", "delay_distribution": "uniform", "users_min": 10, "users_max": 50})
     );
 }
 
 #[tokio::test]
 async fn bad_changes_are_400_with_the_reason_and_change_nothing() {
     let (_, metrics, state) = service(Some(TOKEN));
-    let before = state.knobs.load_full();
+    let before = state.behaviour.knobs.load_full();
     for (body, reason) in [
         (r#"{"error_rate": 1.5}"#, "error_rate 1.5 is outside [0, 1]"),
         (
@@ -140,7 +140,7 @@ async fn bad_changes_are_400_with_the_reason_and_change_nothing() {
     let (status, _) = send(&metrics, "PUT", "/admin/knobs", Some(TOKEN), &huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
-        *state.knobs.load_full(),
+        *state.behaviour.knobs.load_full(),
         *before,
         "a bad change changed the knobs"
     );

@@ -2,6 +2,7 @@
 
 mod admin;
 mod alerts;
+mod behaviour;
 mod compose;
 mod helpers;
 mod kubernetes;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use demo_service::knobs::Knobs;
+use demo_service::behaviour::knobs::Knobs;
 use demo_service::metrics::{Format, Metrics};
 use demo_service::routes;
 use demo_service::state::{AppState, Settings};
@@ -19,7 +19,7 @@ fn state(delay: Duration, error_rate: f64) -> AppState {
     let knobs = Knobs {
         delay: delay..=delay,
         error_rate,
-        users: 10..=50,
+        ..Knobs::default()
     };
     AppState::new(Arc::new(Metrics::new()), knobs, Settings::default())
 }
@@ -99,7 +99,7 @@ async fn root_draws_within_the_delay_range() {
     let knobs = Knobs {
         delay: Duration::from_millis(300)..=Duration::from_millis(600),
         error_rate: 0.0,
-        users: 10..=50,
+        ..Knobs::default()
     };
     let state = AppState::new(Arc::new(Metrics::new()), knobs, Settings::default());
     let app = routes::app(state.clone());

@@ -264,6 +264,9 @@ fn bad_configuration_is_one_line_and_a_nonzero_exit() {
         (&["--admin-token", "short"], &[], 2, "must be at least 16 characters"),
         (&[], &[("DEMO_SERVICE_ADMIN_TOKEN", "has spaces in it, sadly")], 2, "must not contain spaces"),
         (&["--max-fault-delay", "forever"], &[], 2, "'--max-fault-delay <MAX_FAULT_DELAY>'"),
+        (&["--delay-distribution", "gaussian"], &[], 2, "\"gaussian\": not a distribution; expected uniform, lognormal:MEDIAN:P99 (e.g. lognormal:250ms:3s) or bimodal:FAST:SLOW:SLOW_SHARE (e.g. bimodal:20ms:2s:0.1)"),
+        (&[], &[("DEMO_SERVICE_DELAY_DISTRIBUTION", "lognormal:3s:1s")], 2, "the p99 above the median; expected uniform"),
+        (&["--seed", "soon"], &[], 2, "'--seed <SEED>': \"soon\" is not a seed: give a whole number from 0 to 18446744073709551615"),
         (&[], &[("RUST_LOG", "info,[")], 2, "error: RUST_LOG:"),
         (&["--app-addr", &taken], &[], 1, "(--app-addr): Address already in use"),
     ];

@@ -7,20 +7,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use prometheus_client::metrics::gauge::Gauge;
 use tracing::info;
 
-use crate::knobs::Knobs;
+use super::Behaviour;
 
 /// Sets `gauge` to a uniformly random value in the knobs' users range now and after every
 /// `interval`, forever; the range is read afresh each time.
-pub(crate) async fn simulate(gauge: Gauge, knobs: Arc<ArcSwap<Knobs>>, interval: Duration) {
+pub(crate) async fn simulate(gauge: Gauge, behaviour: Arc<Behaviour>, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let users = knobs.load().draw_users();
+        let users = behaviour.draw_users();
         gauge.set(i64::from(users));
         info!(current_users = users, "current active users");
     }
@@ -33,13 +32,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_gauge_moves_within_its_range() {
         let gauge = Gauge::default();
-        let knobs = Knobs {
-            delay: Duration::ZERO..=Duration::ZERO,
-            error_rate: 0.0,
+        let knobs = crate::behaviour::knobs::Knobs {
             users: 10..=12,
+            ..Default::default()
         };
-        let knobs = Arc::new(ArcSwap::from_pointee(knobs));
-        let task = tokio::spawn(simulate(gauge.clone(), knobs, Duration::from_secs(5)));
+        let behaviour = Arc::new(Behaviour::from(knobs));
+        let task = tokio::spawn(simulate(gauge.clone(), behaviour, Duration::from_secs(5)));
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..50 {
             tokio::time::sleep(Duration::from_secs(5)).await;

@@ -6,16 +6,18 @@ use std::fmt::Write;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use super::delay::Distribution;
 use crate::config::ServeArgs;
 
 /// The knobs' values. Every `Knobs` there is has passed [`Knobs::check`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Knobs {
-    /// The range `/` draws its processing time from.
+    /// The range `/` draws its processing time from: no draw is outside it.
     pub delay: RangeInclusive<Duration>,
+    /// The distribution `/` draws its processing time from.
+    pub distribution: Distribution,
     /// The probability that `/simulate_error` fails.
     pub error_rate: f64,
     /// The range `current_users` is drawn from.
@@ -27,24 +29,10 @@ impl Knobs {
     pub fn from_args(args: &ServeArgs) -> Self {
         Self {
             delay: args.min_delay..=args.max_delay,
+            distribution: args.delay_distribution,
             error_rate: args.error_rate,
             users: args.users_min..=args.users_max,
         }
-    }
-
-    pub(crate) fn draw_delay(&self) -> Duration {
-        if self.delay.start() == self.delay.end() {
-            return *self.delay.start();
-        }
-        rand::rng().random_range(self.delay.clone())
-    }
-
-    pub(crate) fn draw_error(&self) -> bool {
-        rand::rng().random_bool(self.error_rate)
-    }
-
-    pub(crate) fn draw_users(&self) -> u32 {
-        rand::rng().random_range(self.users.clone())
     }
 
     /// What the admin API accepts: a probability, and ranges whose start is not past their end.
@@ -75,9 +63,16 @@ impl Knobs {
             None => Ok(current),
             Some(text) => crate::config::duration(text).map_err(|e| format!("{name}: {e}")),
         };
+        let distribution = match &change.delay_distribution {
+            None => self.distribution,
+            Some(text) => text
+                .parse()
+                .map_err(|e| format!("delay_distribution: {e}"))?,
+        };
         Knobs {
             delay: duration("min_delay", &change.min_delay, *self.delay.start())?
                 ..=duration("max_delay", &change.max_delay, *self.delay.end())?,
+            distribution,
             error_rate: change.error_rate.unwrap_or(self.error_rate),
             users: change.users_min.unwrap_or(*self.users.start())
                 ..=change.users_max.unwrap_or(*self.users.end()),
@@ -103,6 +98,11 @@ impl Knobs {
         note("min_delay", old.min_delay, new.min_delay);
         note("max_delay", old.max_delay, new.max_delay);
         note(
+            "delay_distribution",
+            old.delay_distribution,
+            new.delay_distribution,
+        );
+        note(
             "users_min",
             old.users_min.to_string(),
             new.users_min.to_string(),
@@ -126,6 +126,7 @@ pub struct View {
     pub error_rate: f64,
     pub min_delay: String,
     pub max_delay: String,
+    pub delay_distribution: String,
     pub users_min: u32,
     pub users_max: u32,
 }
@@ -136,6 +137,7 @@ impl From<&Knobs> for View {
             error_rate: k.error_rate,
             min_delay: humantime::format_duration(*k.delay.start()).to_string(),
             max_delay: humantime::format_duration(*k.delay.end()).to_string(),
+            delay_distribution: k.distribution.to_string(),
             users_min: *k.users.start(),
             users_max: *k.users.end(),
         }
@@ -149,8 +151,22 @@ pub struct Change {
     pub error_rate: Option<f64>,
     pub min_delay: Option<String>,
     pub max_delay: Option<String>,
+    pub delay_distribution: Option<String>,
     pub users_min: Option<u32>,
     pub users_max: Option<u32>,
+}
+
+/// The seed's: 0 to 5 s, uniformly; one request in five to `/simulate_error` fails; 10 to 50
+/// users.
+impl Default for Knobs {
+    fn default() -> Self {
+        Self {
+            delay: Duration::ZERO..=Duration::from_secs(5),
+            distribution: Distribution::Uniform,
+            error_rate: 0.2,
+            users: 10..=50,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -158,11 +174,7 @@ mod tests {
     use super::*;
 
     fn knobs() -> Knobs {
-        Knobs {
-            delay: Duration::ZERO..=Duration::from_secs(5),
-            error_rate: 0.2,
-            users: 10..=50,
-        }
+        Knobs::default()
     }
 
     fn change(json: &str) -> Result<Knobs, String> {
@@ -204,6 +216,10 @@ mod tests {
             (r#"{"error_rate": "high"}"#, "invalid type"),
             (r#"{"error_ratio": 0.5}"#, "unknown field `error_ratio`"),
             (r#"{"error_rate": 0.5"#, "EOF"),
+            (
+                r#"{"delay_distribution": "lognormal:3s:1s"}"#,
+                "delay_distribution: \"lognormal:3s:1s\": the median must be above 0 and the p99 above the median; expected uniform",
+            ),
         ] {
             let e = change(json).unwrap_err();
             assert!(e.contains(error), "{json}: {e}");
@@ -215,7 +231,7 @@ mod tests {
         let view = View::from(&knobs());
         assert_eq!(
             serde_json::to_value(&view).unwrap(),
-            serde_json::json!({"error_rate": 0.2, "min_delay": "0s", "max_delay": "5s", "users_min": 10, "users_max": 50})
+            serde_json::json!({"error_rate": 0.2, "min_delay": "0s", "max_delay": "5s", "delay_distribution": "uniform", "users_min": 10, "users_max": 50})
         );
     }
 }
