@@ -491,13 +491,83 @@ pub struct ServeArgs {
     #[arg(long, env = "DEMO_SERVICE_ADMIN_TOKEN", value_parser = admin_token, hide_env_values = true)]
     pub admin_token: Option<String>,
 
-    /// The longest delay /delay/{duration} grants; longer ones are refused with 400.
+    /// The longest delay /delay/{duration} grants (longer ones are refused with 400), and the
+    /// longest --metrics-delay and --dependency-latency.
     #[arg(long, env = "DEMO_SERVICE_MAX_FAULT_DELAY", default_value = "30s", value_parser = duration)]
     pub max_fault_delay: Duration,
+
+    /// Fault: /readyz answers 503 while /healthz stays 200 (the admin knob not_ready).
+    #[arg(long, env = "DEMO_SERVICE_NOT_READY", help_heading = "Faults")]
+    pub not_ready: bool,
+
+    /// Fault: hold on to memory at this rate, e.g. 1MiB/s, up to --memory-leak-cap; 0: none.
+    #[arg(long, env = "DEMO_SERVICE_MEMORY_LEAK", default_value = "0", value_parser = byte_rate, help_heading = "Faults")]
+    pub memory_leak: u64,
+
+    /// The most memory the memory_leak fault holds.
+    #[arg(long, env = "DEMO_SERVICE_MEMORY_LEAK_CAP", default_value = "256MiB", value_parser = byte_size, help_heading = "Faults")]
+    pub memory_leak_cap: u64,
+
+    /// Fault: each request to / spends this much CPU time, e.g. 20ms.
+    #[arg(long, env = "DEMO_SERVICE_CPU_BURN", default_value = "0s", value_parser = duration, help_heading = "Faults")]
+    pub cpu_burn: Duration,
+
+    /// The most CPU time the cpu_burn fault spends on one request.
+    #[arg(long, env = "DEMO_SERVICE_MAX_CPU_BURN", default_value = "1s", value_parser = duration, help_heading = "Faults")]
+    pub max_cpu_burn: Duration,
+
+    /// Fault: each call of / to its dependency (database) takes this long.
+    #[arg(long, env = "DEMO_SERVICE_DEPENDENCY_LATENCY", default_value = "0s", value_parser = duration, help_heading = "Faults")]
+    pub dependency_latency: Duration,
+
+    /// Fault: the probability that a call to the dependency fails, and / answers 503.
+    #[arg(long, env = "DEMO_SERVICE_DEPENDENCY_ERROR_RATE", default_value_t = 0.0, value_parser = probability, allow_negative_numbers = true, help_heading = "Faults")]
+    pub dependency_error_rate: f64,
+
+    /// Fault: the dependency is down: every request to / answers 503.
+    #[arg(long, env = "DEMO_SERVICE_DEPENDENCY_DOWN", help_heading = "Faults")]
+    pub dependency_down: bool,
+
+    /// Fault: the exposition waits this long before it answers (past Prometheus'
+    /// scrape_timeout, the scrape fails).
+    #[arg(long, env = "DEMO_SERVICE_METRICS_DELAY", default_value = "0s", value_parser = duration, help_heading = "Faults")]
+    pub metrics_delay: Duration,
+
+    /// Fault: leave this family out of the exposition, e.g. request_duration_seconds.
+    #[arg(long, env = "DEMO_SERVICE_HIDE_FAMILY", help_heading = "Faults")]
+    pub hide_family: Option<String>,
+
+    /// Fault: add this many series with a per-user label, up to --max-cardinality.
+    #[arg(
+        long,
+        env = "DEMO_SERVICE_CARDINALITY",
+        default_value_t = 0,
+        help_heading = "Faults"
+    )]
+    pub cardinality: u32,
+
+    /// The most series the cardinality fault adds.
+    #[arg(
+        long,
+        env = "DEMO_SERVICE_MAX_CARDINALITY",
+        default_value_t = 10_000,
+        help_heading = "Faults"
+    )]
+    pub max_cardinality: u32,
 }
 
 impl ServeArgs {
-    /// Checks what no single value can: the ranges.
+    /// The bounds of the faults.
+    pub fn limits(&self) -> crate::behaviour::faults::Limits {
+        crate::behaviour::faults::Limits {
+            memory_leak_cap: self.memory_leak_cap,
+            max_cpu_burn: self.max_cpu_burn,
+            max_cardinality: self.max_cardinality,
+            max_fault_delay: self.max_fault_delay,
+        }
+    }
+
+    /// Checks what no single value can: the ranges, and the faults against their bounds.
     pub fn validate(&self) -> Result<(), String> {
         if self.min_delay > self.max_delay {
             return Err(format!(
@@ -512,7 +582,15 @@ impl ServeArgs {
                 self.users_min, self.users_max
             ));
         }
-        Ok(())
+        // The faults' knobs say what is wrong in the admin API's words; here, in the flags'.
+        crate::behaviour::knobs::Knobs::from_args(self)
+            .check(&self.limits())
+            .map(drop)
+            .map_err(|e| {
+                // "cpu_burn 5s is above ..." -> "--cpu-burn 5s is above ...".
+                let name = e.split([' ', ':']).next().unwrap_or_default();
+                format!("--{}{}", name.replace('_', "-"), &e[name.len()..])
+            })
     }
 }
 
@@ -545,6 +623,14 @@ fn admin_token(s: &str) -> Result<String, String> {
     } else {
         Ok(s.to_owned())
     }
+}
+
+fn byte_rate(s: &str) -> Result<u64, String> {
+    crate::behaviour::faults::byte_rate(s)
+}
+
+fn byte_size(s: &str) -> Result<u64, String> {
+    crate::behaviour::faults::byte_size(s)
 }
 
 /// Parses `250ms`, `1.5s`, `2m`, `1h30m` and the like.

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::behaviour::draws::Draws;
+use crate::behaviour::faults::leak;
 use crate::behaviour::knobs::Knobs;
 use crate::behaviour::{Behaviour, users};
 use crate::config::ServeArgs;
@@ -55,6 +56,7 @@ impl Server {
         let behaviour = Behaviour::new(
             Knobs::from_args(args),
             Draws::from_seed(args.seed.and_then(|seed| seed.0)),
+            args.limits(),
         );
         let state = AppState::new(Arc::new(Metrics::new()), behaviour, settings);
         Ok(Self {
@@ -97,6 +99,7 @@ impl Server {
             state.behaviour.clone(),
             args.users_interval,
         ));
+        let leak = tokio::spawn(leak::run(state.behaviour.clone(), state.metrics.clone()));
         let (stop_app, app_stopped) = watch::channel(false);
         let (stop_metrics, metrics_stopped) = watch::channel(false);
         let mut app_server = serve(
@@ -144,6 +147,7 @@ impl Server {
         let _ = stop_metrics.send(true);
         let _ = tokio::time::timeout(METRICS_CLOSE_TIMEOUT, metrics_server).await;
         users.abort();
+        leak.abort();
         if drained {
             info!("drained: every request answered");
             Ok(())

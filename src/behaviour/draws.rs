@@ -2,8 +2,8 @@
 //! `random` module is, or, with `--seed N`, generators seeded from N.
 //!
 //! Seeded, each kind of draw has a stream of its own, all derived from the one seed: the
-//! delays of `/`, the errors of `/simulate_error`, the number of users and the timeline's
-//! jitter. Separate streams keep a run repeatable: the users' timer draws at times of its own,
+//! delays of `/`, the errors of `/simulate_error`, the number of users, the dependency's
+//! failures and the timeline's jitter. Separate streams keep a run repeatable: the users' timer draws at times of its own,
 //! and would otherwise shift the requests' draws by however many times it had fired. So the
 //! same seed and the same sequence of requests give the same delays and the same errors.
 //! (Requests that overlap draw in the order they arrive, which no seed can fix.) Trace ids are
@@ -25,9 +25,11 @@ pub enum Stream {
     Users = 2,
     /// The jitter of an incident timeline.
     Jitter = 3,
+    /// Whether a call to the simulated dependency fails.
+    Dependency = 4,
 }
 
-const STREAMS: usize = 4;
+const STREAMS: usize = 5;
 
 /// The source of every random draw of the service.
 #[derive(Debug, Default)]

@@ -1,14 +1,18 @@
 //! The simulation's knobs: how long `/` takes, how often `/simulate_error` fails, how many users
-//! there are. Set at start from the command line; changed at run time through the admin API,
-//! so that alerts can be made to fire without a restart.
+//! there are, and the catalogue of faults ([`super::faults`]). Set at start from the command
+//! line; changed at run time through the admin API (and by an incident timeline), so that
+//! alerts can be made to fire without a restart.
+//!
+//! Every knob has one name, the same everywhere: the admin API's JSON field, the field of a
+//! timeline's step, and (with dashes) the command-line flag.
 
-use std::fmt::Write;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::delay::Distribution;
+use super::faults::{self, Faults, Limits, dependency::Dependency};
 use crate::config::ServeArgs;
 
 /// The knobs' values. Every `Knobs` there is has passed [`Knobs::check`].
@@ -22,6 +26,22 @@ pub struct Knobs {
     pub error_rate: f64,
     /// The range `current_users` is drawn from.
     pub users: RangeInclusive<u32>,
+    /// The faults, each off by default.
+    pub faults: Faults,
+}
+
+/// The seed's: 0 to 5 s, uniformly; one request in five to `/simulate_error` fails; 10 to 50
+/// users; no fault.
+impl Default for Knobs {
+    fn default() -> Self {
+        Self {
+            delay: Duration::ZERO..=Duration::from_secs(5),
+            distribution: Distribution::Uniform,
+            error_rate: 0.2,
+            users: 10..=50,
+            faults: Faults::default(),
+        }
+    }
 }
 
 impl Knobs {
@@ -32,11 +52,25 @@ impl Knobs {
             distribution: args.delay_distribution,
             error_rate: args.error_rate,
             users: args.users_min..=args.users_max,
+            faults: Faults {
+                not_ready: args.not_ready,
+                memory_leak: args.memory_leak,
+                cpu_burn: args.cpu_burn,
+                dependency: Dependency {
+                    latency: args.dependency_latency,
+                    error_rate: args.dependency_error_rate,
+                    down: args.dependency_down,
+                },
+                metrics_delay: args.metrics_delay,
+                hide_family: args.hide_family.clone().filter(|f| !f.is_empty()),
+                cardinality: args.cardinality,
+            },
         }
     }
 
-    /// What the admin API accepts: a probability, and ranges whose start is not past their end.
-    fn check(self) -> Result<Self, String> {
+    /// What the knobs may be: a probability, ranges whose start is not past their end, faults
+    /// within `limits`.
+    pub fn check(self, limits: &Limits) -> Result<Self, String> {
         if !(0.0..=1.0).contains(&self.error_rate) {
             return Err(format!("error_rate {} is outside [0, 1]", self.error_rate));
         }
@@ -54,11 +88,12 @@ impl Knobs {
                 self.users.end()
             ));
         }
+        self.faults.check(limits)?;
         Ok(self)
     }
 
-    /// These knobs with `change` applied, or why that cannot be.
-    pub fn changed(&self, change: &Change) -> Result<Self, String> {
+    /// These knobs with `change` applied, or why that cannot be: nothing is half applied.
+    pub fn changed(&self, change: &Change, limits: &Limits) -> Result<Self, String> {
         let duration = |name: &str, text: &Option<String>, current: Duration| match text {
             None => Ok(current),
             Some(text) => crate::config::duration(text).map_err(|e| format!("{name}: {e}")),
@@ -69,82 +104,168 @@ impl Knobs {
                 .parse()
                 .map_err(|e| format!("delay_distribution: {e}"))?,
         };
+        let memory_leak = match &change.memory_leak {
+            None => self.faults.memory_leak,
+            Some(text) => faults::byte_rate(text).map_err(|e| format!("memory_leak: {e}"))?,
+        };
+        let number = |name: &str, value: Option<f64>, current: f64| match value {
+            Some(v) if !v.is_finite() => Err(format!("{name}: {v} is not a number")),
+            Some(v) => Ok(v),
+            None => Ok(current),
+        };
+        let was = &self.faults;
         Knobs {
             delay: duration("min_delay", &change.min_delay, *self.delay.start())?
                 ..=duration("max_delay", &change.max_delay, *self.delay.end())?,
             distribution,
-            error_rate: change.error_rate.unwrap_or(self.error_rate),
+            error_rate: number("error_rate", change.error_rate, self.error_rate)?,
             users: change.users_min.unwrap_or(*self.users.start())
                 ..=change.users_max.unwrap_or(*self.users.end()),
+            faults: Faults {
+                not_ready: change.not_ready.unwrap_or(was.not_ready),
+                memory_leak,
+                cpu_burn: duration("cpu_burn", &change.cpu_burn, was.cpu_burn)?,
+                dependency: Dependency {
+                    latency: duration(
+                        "dependency_latency",
+                        &change.dependency_latency,
+                        was.dependency.latency,
+                    )?,
+                    error_rate: number(
+                        "dependency_error_rate",
+                        change.dependency_error_rate,
+                        was.dependency.error_rate,
+                    )?,
+                    down: change.dependency_down.unwrap_or(was.dependency.down),
+                },
+                metrics_delay: duration("metrics_delay", &change.metrics_delay, was.metrics_delay)?,
+                hide_family: match &change.hide_family {
+                    None => was.hide_family.clone(),
+                    Some(f) if f.is_empty() => None,
+                    Some(f) => Some(f.clone()),
+                },
+                cardinality: change.cardinality.unwrap_or(was.cardinality),
+            },
         }
-        .check()
+        .check(limits)
+    }
+
+    /// These knobs with the one named `name` back at its value in `start`.
+    pub fn reset(&self, name: &str, start: &Knobs, limits: &Limits) -> Result<Self, String> {
+        let start_knobs = start;
+        let start = View::from(start);
+        let Some(value) = start.get(name) else {
+            return Err(format!(
+                "no knob is called {name:?}; the knobs: {}",
+                start.names().collect::<Vec<_>>().join(", ")
+            ));
+        };
+        // hide_family shows none as null; a change says none with "".
+        let value = if value.is_null() {
+            "".into()
+        } else {
+            value.clone()
+        };
+        let change: Change = serde_json::from_value(serde_json::json!({ name: value }))
+            .expect("a knob's own view is a valid change of it");
+        // Put alone, a bound could cross the other one (min_delay back to 1s under a
+        // max_delay of 500ms): the pair goes back together.
+        let change = match name {
+            "min_delay" | "max_delay" => Change {
+                min_delay: Some(humantime::format_duration(*start_knobs.delay.start()).to_string()),
+                max_delay: Some(humantime::format_duration(*start_knobs.delay.end()).to_string()),
+                ..change
+            },
+            "users_min" | "users_max" => Change {
+                users_min: Some(*start_knobs.users.start()),
+                users_max: Some(*start_knobs.users.end()),
+                ..change
+            },
+            _ => change,
+        };
+        self.changed(&change, limits)
     }
 
     /// What differs from `before`, for the log: `error_rate 0.2 -> 0.9, max_delay 5s -> 10s`.
     pub fn differences(&self, before: &Knobs) -> String {
-        let (old, new) = (View::from(before), View::from(self));
-        let mut out = String::new();
-        let mut note = |name: &str, old: String, new: String| {
-            if old != new {
-                let sep = if out.is_empty() { "" } else { ", " };
-                let _ = write!(out, "{sep}{name} {old} -> {new}");
-            }
-        };
-        note(
-            "error_rate",
-            old.error_rate.to_string(),
-            new.error_rate.to_string(),
-        );
-        note("min_delay", old.min_delay, new.min_delay);
-        note("max_delay", old.max_delay, new.max_delay);
-        note(
-            "delay_distribution",
-            old.delay_distribution,
-            new.delay_distribution,
-        );
-        note(
-            "users_min",
-            old.users_min.to_string(),
-            new.users_min.to_string(),
-        );
-        note(
-            "users_max",
-            old.users_max.to_string(),
-            new.users_max.to_string(),
-        );
-        if out.is_empty() {
+        let (old, View(new)) = (View::from(before), View::from(self));
+        let changes: Vec<String> = new
+            .iter()
+            .filter(|(name, value)| old.get(name) != Some(value))
+            .map(|(name, value)| {
+                let was = old.get(name).map(text).unwrap_or_default();
+                format!("{name} {was} -> {}", text(value))
+            })
+            .collect();
+        if changes.is_empty() {
             "nothing".to_owned()
         } else {
-            out
+            changes.join(", ")
         }
     }
 }
 
-/// The knobs as the admin API shows them.
-#[derive(Debug, PartialEq, Serialize)]
-pub struct View {
-    pub error_rate: f64,
-    pub min_delay: String,
-    pub max_delay: String,
-    pub delay_distribution: String,
-    pub users_min: u32,
-    pub users_max: u32,
+/// A knob's value in the log: strings without their quotes.
+fn text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The knobs as the admin API shows them: a JSON object, a field per knob in this order, each
+/// written as a change takes it back.
+#[derive(Debug, PartialEq)]
+pub struct View(pub Vec<(&'static str, serde_json::Value)>);
+
+impl View {
+    /// The value of the knob called `name`.
+    pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The knobs' names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.iter().map(|(n, _)| *n)
+    }
+}
+
+impl Serialize for View {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(n, v)| (n, v)))
+    }
 }
 
 impl From<&Knobs> for View {
     fn from(k: &Knobs) -> Self {
-        Self {
-            error_rate: k.error_rate,
-            min_delay: humantime::format_duration(*k.delay.start()).to_string(),
-            max_delay: humantime::format_duration(*k.delay.end()).to_string(),
-            delay_distribution: k.distribution.to_string(),
-            users_min: *k.users.start(),
-            users_max: *k.users.end(),
-        }
+        use serde_json::json;
+        let d = |d: Duration| json!(humantime::format_duration(d).to_string());
+        let f = &k.faults;
+        Self(vec![
+            ("error_rate", json!(k.error_rate)),
+            ("min_delay", d(*k.delay.start())),
+            ("max_delay", d(*k.delay.end())),
+            ("delay_distribution", json!(k.distribution.to_string())),
+            ("users_min", json!(k.users.start())),
+            ("users_max", json!(k.users.end())),
+            ("not_ready", json!(f.not_ready)),
+            (
+                "memory_leak",
+                json!(faults::format_byte_rate(f.memory_leak)),
+            ),
+            ("cpu_burn", d(f.cpu_burn)),
+            ("dependency_latency", d(f.dependency.latency)),
+            ("dependency_error_rate", json!(f.dependency.error_rate)),
+            ("dependency_down", json!(f.dependency.down)),
+            ("metrics_delay", d(f.metrics_delay)),
+            ("hide_family", json!(f.hide_family)),
+            ("cardinality", json!(f.cardinality)),
+        ])
     }
 }
 
-/// A change through the admin API: any of the knobs; the others keep their values.
+/// A change through the admin API (or a timeline's step): any of the knobs; the others keep
+/// their values.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Change {
@@ -154,19 +275,16 @@ pub struct Change {
     pub delay_distribution: Option<String>,
     pub users_min: Option<u32>,
     pub users_max: Option<u32>,
-}
-
-/// The seed's: 0 to 5 s, uniformly; one request in five to `/simulate_error` fails; 10 to 50
-/// users.
-impl Default for Knobs {
-    fn default() -> Self {
-        Self {
-            delay: Duration::ZERO..=Duration::from_secs(5),
-            distribution: Distribution::Uniform,
-            error_rate: 0.2,
-            users: 10..=50,
-        }
-    }
+    pub not_ready: Option<bool>,
+    pub memory_leak: Option<String>,
+    pub cpu_burn: Option<String>,
+    pub dependency_latency: Option<String>,
+    pub dependency_error_rate: Option<f64>,
+    pub dependency_down: Option<bool>,
+    pub metrics_delay: Option<String>,
+    /// A family's name; "" for none.
+    pub hide_family: Option<String>,
+    pub cardinality: Option<u32>,
 }
 
 #[cfg(test)]
@@ -179,7 +297,7 @@ mod tests {
 
     fn change(json: &str) -> Result<Knobs, String> {
         let change: Change = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        knobs().changed(&change)
+        knobs().changed(&change, &Limits::default())
     }
 
     #[test]
@@ -193,6 +311,43 @@ mod tests {
             "error_rate 0.2 -> 0.9, max_delay 5s -> 1s 500ms"
         );
         assert_eq!(knobs().differences(&knobs()), "nothing");
+    }
+
+    #[test]
+    fn every_fault_is_a_knob_and_reads_back_as_written() {
+        let k = change(
+            r#"{"not_ready": true, "memory_leak": "1MiB/s", "cpu_burn": "20ms",
+                "dependency_latency": "150ms", "dependency_error_rate": 0.25,
+                "dependency_down": true, "metrics_delay": "12s",
+                "hide_family": "request_duration_seconds", "cardinality": 500}"#,
+        )
+        .unwrap();
+        assert_eq!(k.faults.active(), [true; faults::NAMES.len()]);
+        // The view of a knob is a change that sets it again.
+        let view = serde_json::to_value(View::from(&k)).unwrap();
+        let again: Change = serde_json::from_value(view).unwrap();
+        assert_eq!(knobs().changed(&again, &Limits::default()).unwrap(), k);
+    }
+
+    #[test]
+    fn a_knob_goes_back_to_its_start() {
+        let start = knobs();
+        let limits = Limits::default();
+        let k = change(r#"{"cpu_burn": "20ms", "hide_family": "current_users", "max_delay": "1s", "min_delay": "500ms"}"#)
+            .unwrap();
+        let k = k.reset("cpu_burn", &start, &limits).unwrap();
+        assert_eq!(k.faults.cpu_burn, Duration::ZERO);
+        let k = k.reset("hide_family", &start, &limits).unwrap();
+        assert_eq!(k.faults.hide_family, None);
+        let k = k.reset("min_delay", &start, &limits).unwrap();
+        assert_eq!(k.delay, start.delay, "the pair goes back together");
+        assert_eq!(
+            k.reset("nope", &start, &limits).unwrap_err(),
+            "no knob is called \"nope\"; the knobs: error_rate, min_delay, max_delay, \
+             delay_distribution, users_min, users_max, not_ready, memory_leak, cpu_burn, \
+             dependency_latency, dependency_error_rate, dependency_down, metrics_delay, \
+             hide_family, cardinality"
+        );
     }
 
     #[test]
@@ -220,18 +375,46 @@ mod tests {
                 r#"{"delay_distribution": "lognormal:3s:1s"}"#,
                 "delay_distribution: \"lognormal:3s:1s\": the median must be above 0 and the p99 above the median; expected uniform",
             ),
+            (
+                r#"{"memory_leak": "lots"}"#,
+                "memory_leak: \"lots\" is not a rate of bytes",
+            ),
+            (r#"{"cpu_burn": "-1s"}"#, "cpu_burn: "),
+            (
+                r#"{"cpu_burn": "5s"}"#,
+                "cpu_burn 5s is above --max-cpu-burn (1s)",
+            ),
+            (
+                r#"{"dependency_error_rate": 2}"#,
+                "dependency_error_rate 2 is outside [0, 1]",
+            ),
+            (
+                r#"{"cardinality": 20000}"#,
+                "cardinality 20000 is above --max-cardinality",
+            ),
+            (
+                r#"{"hide_family": "up"}"#,
+                "hide_family: the exposition has no family \"up\"",
+            ),
+            (r#"{"not_ready": "yes"}"#, "invalid type"),
         ] {
             let e = change(json).unwrap_err();
             assert!(e.contains(error), "{json}: {e}");
         }
+        // Nothing half applied: a bad knob beside good ones changes none of them.
+        assert!(change(r#"{"error_rate": 0.9, "cardinality": 20000}"#).is_err());
     }
 
     #[test]
     fn the_view_writes_durations_as_the_command_line_takes_them() {
-        let view = View::from(&knobs());
         assert_eq!(
-            serde_json::to_value(&view).unwrap(),
-            serde_json::json!({"error_rate": 0.2, "min_delay": "0s", "max_delay": "5s", "delay_distribution": "uniform", "users_min": 10, "users_max": 50})
+            serde_json::to_value(View::from(&knobs())).unwrap(),
+            serde_json::json!({"error_rate": 0.2, "min_delay": "0s", "max_delay": "5s",
+                "delay_distribution": "uniform", "users_min": 10, "users_max": 50,
+                "not_ready": false, "memory_leak": "0", "cpu_burn": "0s",
+                "dependency_latency": "0s", "dependency_error_rate": 0.0,
+                "dependency_down": false, "metrics_delay": "0s", "hide_family": null,
+                "cardinality": 0})
         );
     }
 }

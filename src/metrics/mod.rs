@@ -7,6 +7,7 @@
 
 mod exemplar;
 mod exposition;
+mod faults;
 mod process;
 pub mod red;
 mod seed;
@@ -24,6 +25,33 @@ use crate::trace::TraceId;
 
 pub use exposition::Format;
 pub(crate) use exposition::media_ranges;
+
+/// Every family of the exposition, by its OpenMetrics name (a counter's without `_total`): what
+/// the `hide_family` fault may hide. A test checks that each is there.
+pub const FAMILIES: &[&str] = &[
+    "request_processing_seconds",
+    "request_count",
+    "request_duration_seconds",
+    "error_count",
+    "response_code_count",
+    "current_users",
+    "http_requests",
+    "http_request_duration_seconds",
+    "http_requests_in_flight",
+    "demo_service_build_info",
+    "dependency_requests",
+    "dependency_request_duration_seconds",
+    "demo_service_cpu_burn_seconds",
+    "demo_service_leaked_bytes",
+    "demo_service_fault_active",
+    "demo_service_ready",
+    "process_cpu_seconds",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
+];
 
 /// The seed's histogram buckets, in seconds.
 const DURATION_BUCKETS: &[f64] = &[0.1, 0.3, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0];
@@ -49,6 +77,8 @@ pub struct Metrics {
     /// `current_users`: the simulated number of active users.
     pub(crate) current_users: Gauge,
     pub(crate) red: Arc<red::Red>,
+    /// What the faults do.
+    pub(crate) faults: faults::FaultMetrics,
     /// Everything the prometheus-client crate encodes itself.
     registry: Registry,
     /// The length of the last exposition.
@@ -71,6 +101,7 @@ impl Metrics {
             current_users.clone(),
         );
         let red = red::Red::register(&mut registry);
+        let faults = faults::FaultMetrics::register(&mut registry);
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -91,6 +122,7 @@ impl Metrics {
             response_codes: seed::StatusCounter::default(),
             current_users,
             red,
+            faults,
             registry,
             last_size: AtomicUsize::new(0),
         }
@@ -125,8 +157,39 @@ impl Metrics {
         red::RedLayer(self.red.clone())
     }
 
-    /// Renders the whole exposition.
+    /// Records a call of `/` to its dependency.
+    pub fn observe_dependency(
+        &self,
+        outcome: crate::behaviour::faults::dependency::Outcome,
+        took: Duration,
+    ) {
+        self.faults.observe_call(outcome, took);
+    }
+
+    /// Counts the CPU time that the cpu_burn fault spent.
+    pub fn count_cpu_burned(&self, cpu: Duration) {
+        self.faults.count_burned(cpu);
+    }
+
+    /// Sets the memory the memory_leak fault holds.
+    pub fn set_leaked(&self, bytes: u64) {
+        self.faults
+            .leaked_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Renders the whole exposition with every fault off and the service ready.
     pub fn encode(&self, format: Format) -> String {
+        self.encode_with(format, &crate::behaviour::faults::Faults::default(), true)
+    }
+
+    /// Renders the whole exposition as the knobs' `faults` make it, with readiness as given.
+    pub fn encode_with(
+        &self,
+        format: Format,
+        faults: &crate::behaviour::faults::Faults,
+        ready: bool,
+    ) -> String {
         // Sized after the last exposition, so that the string grows once at most.
         let mut out = String::with_capacity(self.last_size.load(Ordering::Relaxed) + 1024);
         // The seed's help texts and order.
@@ -167,19 +230,52 @@ impl Metrics {
             Format::Text => {
                 let _ = prometheus_text::encode(&mut out, &self.registry);
                 self.red.encode(&mut out, format);
+                faults::encode_state(&mut out, faults, ready);
             }
             Format::OpenMetrics => {
                 let _ = text::encode_registry(&mut out, &self.registry);
                 self.red.encode(&mut out, format);
+                faults::encode_state(&mut out, faults, ready);
                 let _ = text::encode_eof(&mut out);
             }
         }
         self.last_size.store(out.len(), Ordering::Relaxed);
-        out
+        match &faults.hide_family {
+            Some(family) => faults::hide(&out, family),
+            None => out,
+        }
     }
 
     /// Requests counted by `request_count_total` so far.
     pub fn request_count(&self) -> u64 {
         self.request_count.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_that_can_be_hidden_is_there_and_can_be_hidden() {
+        let metrics = Metrics::new();
+        // The RED families have no lines before the first request.
+        metrics.red.record_one();
+        let faults = crate::behaviour::faults::Faults::default();
+        let exposition = metrics.encode_with(Format::OpenMetrics, &faults, true);
+        for family in FAMILIES {
+            let typed = format!("# TYPE {family} ");
+            assert!(
+                exposition.contains(&typed),
+                "no {typed:?} in:\n{exposition}"
+            );
+            let hidden = crate::behaviour::faults::Faults {
+                hide_family: Some((*family).to_owned()),
+                ..Default::default()
+            };
+            let without = metrics.encode_with(Format::OpenMetrics, &hidden, true);
+            assert!(!without.contains(&typed), "{family} still there");
+            assert!(without.ends_with("# EOF\n"));
+        }
     }
 }

@@ -205,6 +205,22 @@ impl Red {
             .observe(elapsed, trace, at);
     }
 
+    /// Records one unmatched GET, for the tests of the exposition.
+    #[cfg(test)]
+    pub(crate) fn record_one(&self) {
+        let labels = Labels {
+            method: "GET",
+            route: Route::Unmatched,
+            status: 404,
+        };
+        self.observe(
+            labels,
+            Duration::from_millis(1),
+            TraceId::random(),
+            Instant::now(),
+        );
+    }
+
     #[cfg(test)]
     pub(crate) fn requests(&self, method: &'static str, route: Route, status: u16) -> u64 {
         let labels = Labels {

@@ -1,13 +1,14 @@
 //! The admin API, on the metrics listener only: read and change the knobs at run time.
 //!
 //! `GET /admin/knobs` shows them; `PUT /admin/knobs` with a JSON object of any of them
-//! (`{"error_rate": 0.9}`) changes those and answers with all of them. Off unless a token is
-//! configured; every request must carry it (`Authorization: Bearer TOKEN`). Every change is
-//! logged, with what it changed.
+//! (`{"error_rate": 0.9}`) changes those and answers with all of them; `DELETE
+//! /admin/knobs/{name}` puts one back as it was at start, `DELETE /admin/knobs` all of them.
+//! Off unless a token is configured; every request must carry it (`Authorization: Bearer
+//! TOKEN`). Every change is logged, with what it changed.
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -15,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
-use crate::behaviour::knobs::{Change, View};
+use crate::behaviour::knobs::{Change, Knobs, View};
 use crate::state::AppState;
 
 /// The largest request body the admin API reads.
@@ -72,22 +73,37 @@ pub(crate) async fn change(State(state): State<AppState>, body: Bytes) -> Respon
                 .into_response();
         }
     };
-    // Applied against the knobs of the moment, and swapped in only if nothing changed them
-    // meanwhile, so that two changes at once cannot undo each other.
+    let limits = state.behaviour.limits;
+    apply(&state, |current| current.changed(&change, &limits))
+}
+
+/// `DELETE /admin/knobs/{name}`: that knob back at its value at start.
+pub(crate) async fn reset(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    let (start, limits) = (&state.behaviour.start, state.behaviour.limits);
+    apply(&state, |current| current.reset(&name, start, &limits))
+}
+
+/// `DELETE /admin/knobs`: every knob back at its value at start.
+pub(crate) async fn reset_all(State(state): State<AppState>) -> Response {
+    let start = state.behaviour.start.clone();
+    apply(&state, |_| Ok(start.clone()))
+}
+
+/// Applies `new` to the knobs of the moment, and swaps the result in only if nothing changed
+/// them meanwhile, so that two changes at once cannot undo each other: 200 with the knobs now,
+/// or 400 with the reason, and nothing changed.
+fn apply(state: &AppState, new: impl Fn(&Knobs) -> Result<Knobs, String>) -> Response {
     let mut outcome = None;
-    state
-        .behaviour
-        .knobs
-        .rcu(|current| match current.changed(&change) {
-            Ok(new) => {
-                outcome = Some(Ok((current.clone(), new.clone())));
-                std::sync::Arc::new(new)
-            }
-            Err(e) => {
-                outcome = Some(Err(e));
-                current.clone()
-            }
-        });
+    state.behaviour.knobs.rcu(|current| match new(current) {
+        Ok(knobs) => {
+            outcome = Some(Ok((current.clone(), knobs.clone())));
+            std::sync::Arc::new(knobs)
+        }
+        Err(e) => {
+            outcome = Some(Err(e));
+            current.clone()
+        }
+    });
     match outcome.expect("rcu runs its closure") {
         Ok((before, after)) => {
             info!(changes = %after.differences(&before), "knobs changed");

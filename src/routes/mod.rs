@@ -14,7 +14,7 @@ use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::state::AppState;
@@ -42,14 +42,20 @@ pub fn app(state: AppState) -> Router {
 /// as the Python client answers it (Prometheus asks for `/metrics`), health, and the admin API
 /// (which never goes on the public app listener). Not measured: scrapes are not traffic.
 pub fn metrics(state: AppState) -> Router {
-    let admin = get(admin::knobs)
-        .put(admin::change)
+    let admin = Router::new()
+        .route(
+            "/admin/knobs",
+            get(admin::knobs)
+                .put(admin::change)
+                .delete(admin::reset_all),
+        )
+        .route("/admin/knobs/{name}", delete(admin::reset))
         .route_layer(from_fn_with_state(state.clone(), admin::authorize))
         .layer(DefaultBodyLimit::max(admin::BODY_LIMIT));
     Router::new()
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
-        .route("/admin/knobs", admin)
+        .merge(admin)
         .fallback(exposition::metrics)
         .layer(CatchPanicLayer::custom(panicked))
         .with_state(state)

@@ -2,15 +2,15 @@
 //! at random. Bodies, counters and log lines are the seed's; the log lines also name the
 //! request's trace (`trace_id`), as its exemplars do.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use tracing::{error, info};
 
-use crate::metrics::Metrics;
+use crate::behaviour::RootPlan;
+use crate::behaviour::faults::dependency;
 use crate::state::AppState;
 use crate::trace::TraceId;
 
@@ -19,45 +19,70 @@ fn trace_of(trace: Option<Extension<TraceId>>) -> TraceId {
     trace.map_or_else(TraceId::random, |Extension(trace)| trace)
 }
 
-/// `GET /`: counts the request, waits a processing time drawn from the delay range, records it.
+/// `GET /`: counts the request, calls the dependency (which answers at once and never fails,
+/// unless a fault says otherwise: then `/` answers 503), burns the CPU the cpu_burn fault asks
+/// for, waits a processing time drawn from the knobs, records it.
 pub(crate) async fn process(
     State(state): State<AppState>,
     trace: Option<Extension<TraceId>>,
 ) -> (StatusCode, &'static str) {
     let trace = trace_of(trace);
     let count = state.metrics.count_request();
-    let drawn = state.behaviour.draw_delay();
-    if drawn.is_zero() {
-        work(&state.metrics, count, drawn, trace).await;
-    } else {
-        // In the seed the work runs on the request's thread, which finishes it even when the
-        // client has gone. Running it as a task of its own does the same here (a dropped
-        // handler would abandon it), so every request counted is also timed and answered;
-        // the shutdown drain waits for these tasks as well.
-        let metrics = state.metrics.clone();
-        let task = state
-            .work
-            .spawn(async move { work(&metrics, count, drawn, trace).await });
-        if task.await.is_err() {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
+    let plan = state.behaviour.plan_root();
+    if plan.is_instant() {
+        return work(&state, count, plan, trace).await;
     }
-    (StatusCode::OK, "Success response with status code OK")
+    // In the seed the work runs on the request's thread, which finishes it even when the
+    // client has gone. Running it as a task of its own does the same here (a dropped handler
+    // would abandon it), so every request counted is also timed and answered; the shutdown
+    // drain waits for these tasks as well.
+    let task = state.work.spawn({
+        let state = state.clone();
+        async move { work(&state, count, plan, trace).await }
+    });
+    task.await
+        .unwrap_or((StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
 }
 
-async fn work(metrics: &Arc<Metrics>, count: u64, drawn: Duration, trace: TraceId) {
-    let started = Instant::now();
-    if !drawn.is_zero() {
-        tokio::time::sleep(drawn).await;
+async fn work(
+    state: &AppState,
+    count: u64,
+    plan: RootPlan,
+    trace: TraceId,
+) -> (StatusCode, &'static str) {
+    let metrics = &state.metrics;
+    let (latency, outcome) = plan.dependency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
-    metrics.observe_processing(drawn, started, trace);
+    metrics.observe_dependency(outcome, latency);
+    if let Some(body) = outcome.failure() {
+        metrics.count_response(StatusCode::SERVICE_UNAVAILABLE.as_u16());
+        error!(
+            dependency = dependency::NAME,
+            outcome = outcome.label(),
+            trace_id = %trace,
+            "dependency failed"
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, body);
+    }
+    if !plan.cpu_burn.is_zero() {
+        let burned = state.behaviour.burner.burn(plan.cpu_burn).await;
+        metrics.count_cpu_burned(burned);
+    }
+    let started = Instant::now();
+    if !plan.delay.is_zero() {
+        tokio::time::sleep(plan.delay).await;
+    }
+    metrics.observe_processing(plan.delay, started, trace);
     metrics.count_response(StatusCode::OK.as_u16());
     info!(
         request_count = count,
-        processing_time = drawn.as_secs_f64(),
+        processing_time = plan.delay.as_secs_f64(),
         trace_id = %trace,
         "request processed"
     );
+    (StatusCode::OK, "Success response with status code OK")
 }
 
 /// `GET /simulate_error`: counts the request and fails with the configured probability.
@@ -67,7 +92,7 @@ pub(crate) async fn simulate_error(
 ) -> (StatusCode, &'static str) {
     let metrics = &state.metrics;
     metrics.count_request();
-    if state.behaviour.draw_error() {
+    if state.behaviour.plan_simulate_error() {
         let errors = metrics.count_error();
         metrics.count_response(500);
         error!(

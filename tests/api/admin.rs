@@ -105,7 +105,12 @@ async fn a_missing_or_wrong_token_is_401() {
     let knobs: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         knobs,
-        serde_json::json!({"error_rate": 0.2, "min_delay": "0s", "max_delay": "0s", "delay_distribution": "uniform", "users_min": 10, "users_max": 50})
+        serde_json::json!({"error_rate": 0.2, "min_delay": "0s", "max_delay": "0s",
+            "delay_distribution": "uniform", "users_min": 10, "users_max": 50,
+            "not_ready": false, "memory_leak": "0", "cpu_burn": "0s",
+            "dependency_latency": "0s", "dependency_error_rate": 0.0,
+            "dependency_down": false, "metrics_delay": "0s", "hide_family": null,
+            "cardinality": 0})
     );
 }
 

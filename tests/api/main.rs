@@ -4,6 +4,7 @@ mod admin;
 mod alerts;
 mod behaviour;
 mod compose;
+mod faults;
 mod helpers;
 mod kubernetes;
 mod load;

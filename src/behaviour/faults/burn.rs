@@ -1,0 +1,80 @@
+//! The CPU burn: each request to `/` spends the knob's CPU time on a real computation, so that
+//! `process_cpu_seconds_total` rises and the service saturates: latency grows and throughput
+//! stops growing. Bounded twice: no request burns more than `--max-cpu-burn`, and no more
+//! requests burn at once than the machine has cores (the others wait their turn, which is what
+//! saturation looks like), on threads of their own, so that health checks and the metrics
+//! listener still answer.
+
+use std::time::Duration;
+
+use rustix::time::{ClockId, clock_gettime};
+use tokio::sync::Semaphore;
+
+/// Where burning requests take turns.
+#[derive(Debug)]
+pub struct Burner {
+    cores: Semaphore,
+}
+
+impl Default for Burner {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            cores: Semaphore::new(cores),
+        }
+    }
+}
+
+impl Burner {
+    /// Spends `cpu` of CPU time, once a core is free; returns the CPU time spent.
+    pub async fn burn(&self, cpu: Duration) -> Duration {
+        let _core = self.cores.acquire().await.expect("never closed");
+        tokio::task::spawn_blocking(move || spin(cpu))
+            .await
+            .unwrap_or_default()
+    }
+}
+
+/// This thread's CPU time.
+fn thread_cpu() -> Duration {
+    let t = clock_gettime(ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// Computes (a hash chain) until this thread has used `cpu`; returns what it used.
+fn spin(cpu: Duration) -> Duration {
+    let start = thread_cpu();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    loop {
+        for _ in 0..10_000 {
+            // xorshift64*: cheap, and not something the compiler can skip.
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            x = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        }
+        std::hint::black_box(x);
+        let used = thread_cpu() - start;
+        if used >= cpu {
+            return used;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn it_spends_the_cpu_it_is_asked_for() {
+        let burner = Burner::default();
+        let wall = std::time::Instant::now();
+        let used = burner.burn(Duration::from_millis(50)).await;
+        assert!(
+            used >= Duration::from_millis(50) && used < Duration::from_millis(80),
+            "{used:?}"
+        );
+        // CPU time is not wall time: on a busy machine the wall clock may run further.
+        assert!(wall.elapsed() >= Duration::from_millis(50));
+    }
+}

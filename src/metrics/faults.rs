@@ -1,0 +1,215 @@
+//! The series of the faults ([`crate::behaviour::faults`]): what each fault does shows here.
+//!
+//! The dependency's calls, the CPU burned and the memory leaked are counted as they happen.
+//! Which faults are on, readiness and the cardinality fault's series follow the knobs, so they
+//! are written at each scrape from the knobs of the moment. The hidden family is taken out of
+//! the exposition last.
+
+use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::behaviour::faults::dependency::{self, Outcome};
+use crate::behaviour::faults::{Faults, NAMES};
+
+/// The dependency's latency buckets: the RED ones.
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    dependency: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DependencyLabels {
+    dependency: &'static str,
+}
+
+/// The counted side of the faults, registered with the rest.
+#[derive(Debug)]
+pub(crate) struct FaultMetrics {
+    /// `dependency_requests_total{dependency, outcome}`, a child per outcome, made at start so
+    /// that every series exists from the first scrape and a call looks nothing up.
+    calls: [Counter; 3],
+    /// `dependency_request_duration_seconds{dependency}`.
+    call_duration: Histogram,
+    /// `demo_service_cpu_burn_seconds_total`.
+    cpu_burned: Counter<f64, AtomicU64>,
+    /// `demo_service_leaked_bytes`.
+    pub(crate) leaked_bytes: Gauge,
+}
+
+impl FaultMetrics {
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        let calls = Family::<CallLabels, Counter>::default();
+        let child = |outcome: Outcome| {
+            calls
+                .get_or_create(&CallLabels {
+                    dependency: dependency::NAME,
+                    outcome: outcome.label(),
+                })
+                .clone()
+        };
+        let children = [
+            child(Outcome::Ok),
+            child(Outcome::Error),
+            child(Outcome::Down),
+        ];
+        registry.register(
+            "dependency_requests",
+            "Calls of / to its simulated dependency, by how they ended",
+            calls,
+        );
+        let durations =
+            Family::<DependencyLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS));
+        let call_duration = durations
+            .get_or_create(&DependencyLabels {
+                dependency: dependency::NAME,
+            })
+            .clone();
+        registry.register(
+            "dependency_request_duration_seconds",
+            "How long the calls of / to its simulated dependency took",
+            durations,
+        );
+        let cpu_burned = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "demo_service_cpu_burn_seconds",
+            "CPU time spent by the cpu_burn fault",
+            cpu_burned.clone(),
+        );
+        let leaked_bytes = Gauge::default();
+        registry.register(
+            "demo_service_leaked_bytes",
+            "Memory held by the memory_leak fault",
+            leaked_bytes.clone(),
+        );
+        Self {
+            calls: children,
+            call_duration,
+            cpu_burned,
+            leaked_bytes,
+        }
+    }
+
+    pub(crate) fn observe_call(&self, outcome: Outcome, took: Duration) {
+        let index = match outcome {
+            Outcome::Ok => 0,
+            Outcome::Error => 1,
+            Outcome::Down => 2,
+        };
+        self.calls[index].inc();
+        self.call_duration.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn count_burned(&self, cpu: Duration) {
+        self.cpu_burned.inc_by(cpu.as_secs_f64());
+    }
+}
+
+/// Writes the series that follow the knobs: which faults are on, readiness, and the
+/// cardinality fault's series. The same lines in both formats: they are gauges.
+pub(crate) fn encode_state(out: &mut String, faults: &Faults, ready: bool) {
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "# HELP demo_service_fault_active Whether each fault of the catalogue is on (1) or off (0).\n\
+         # TYPE demo_service_fault_active gauge"
+    );
+    for (name, on) in NAMES.iter().zip(faults.active()) {
+        let _ = writeln!(
+            out,
+            "demo_service_fault_active{{fault=\"{name}\"}} {}",
+            u8::from(on)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP demo_service_ready Whether the service takes requests: what /readyz says (1: 200, 0: 503).\n\
+         # TYPE demo_service_ready gauge\n\
+         demo_service_ready {}",
+        u8::from(ready)
+    );
+    if faults.cardinality > 0 {
+        let _ = writeln!(
+            out,
+            "# HELP demo_service_user_sessions Open sessions per user: the cardinality fault, a series per user.\n\
+             # TYPE demo_service_user_sessions gauge"
+        );
+        for user in 1..=faults.cardinality {
+            let _ = writeln!(
+                out,
+                "demo_service_user_sessions{{user=\"user-{user:05}\"}} 1"
+            );
+        }
+    }
+}
+
+/// `exposition` without the lines of `family`: its comments, and its samples under any of the
+/// suffixes a family's samples take.
+pub(crate) fn hide(exposition: &str, family: &str) -> String {
+    let ours = |name: &str| {
+        name.strip_prefix(family).is_some_and(|rest| {
+            [
+                "", "_total", "_created", "_count", "_sum", "_bucket", "_info",
+            ]
+            .contains(&rest)
+        })
+    };
+    let mut out = String::with_capacity(exposition.len());
+    for line in exposition.lines() {
+        let name = match line.strip_prefix("# ") {
+            Some(comment) => comment.split_whitespace().nth(1).unwrap_or(""),
+            None => line.split(['{', ' ']).next().unwrap_or(""),
+        };
+        if !ours(name) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hidden_family_goes_whole_and_alone() {
+        let exposition = "# HELP http_requests Requests.\n# TYPE http_requests counter\n\
+            http_requests_total{route=\"/\"} 3\nhttp_requests_created{route=\"/\"} 1.0\n\
+            # HELP http_requests_in_flight In flight.\n# TYPE http_requests_in_flight gauge\n\
+            http_requests_in_flight 1\n# EOF\n";
+        assert_eq!(
+            hide(exposition, "http_requests"),
+            "# HELP http_requests_in_flight In flight.\n# TYPE http_requests_in_flight gauge\n\
+             http_requests_in_flight 1\n# EOF\n"
+        );
+    }
+
+    #[test]
+    fn the_state_follows_the_knobs() {
+        let mut out = String::new();
+        let faults = Faults {
+            not_ready: true,
+            cardinality: 3,
+            ..Faults::default()
+        };
+        encode_state(&mut out, &faults, false);
+        assert!(out.contains("demo_service_fault_active{fault=\"not_ready\"} 1\n"));
+        assert!(out.contains("demo_service_fault_active{fault=\"cpu_burn\"} 0\n"));
+        assert!(out.contains("demo_service_ready 0\n"));
+        assert_eq!(out.matches("demo_service_user_sessions{").count(), 3);
+        assert!(out.contains("demo_service_user_sessions{user=\"user-00003\"} 1\n"));
+    }
+}
