@@ -554,9 +554,30 @@ pub struct ServeArgs {
         help_heading = "Faults"
     )]
     pub max_cardinality: u32,
+
+    /// Play this incident timeline (a TOML file, e.g. incidents/outage-every-10m.toml): its
+    /// steps turn the knobs at their times, by themselves. GET /admin/incidents shows it.
+    #[arg(long, env = "DEMO_SERVICE_INCIDENTS", help_heading = "Faults")]
+    pub incidents: Option<String>,
 }
 
 impl ServeArgs {
+    /// The incident timeline to play, read and checked against the knobs at start; none when
+    /// --incidents is unset or empty.
+    pub fn timeline(&self) -> Result<Option<crate::behaviour::timeline::Timeline>, String> {
+        self.incidents
+            .as_deref()
+            .filter(|path| !path.trim().is_empty())
+            .map(|path| {
+                crate::behaviour::timeline::Timeline::read(
+                    std::path::Path::new(path.trim()),
+                    &crate::behaviour::knobs::Knobs::from_args(self),
+                    &self.limits(),
+                )
+            })
+            .transpose()
+    }
+
     /// The bounds of the faults.
     pub fn limits(&self) -> crate::behaviour::faults::Limits {
         crate::behaviour::faults::Limits {

@@ -26,9 +26,10 @@ fn main() -> ExitCode {
     };
     match cli.command() {
         Command::Serve(args) => {
-            if let Err(e) = args.validate() {
-                return usage_error(&format!("error: {e}"));
-            }
+            let timeline = match args.validate().and_then(|()| args.timeline()) {
+                Ok(timeline) => timeline,
+                Err(e) => return usage_error(&format!("error: {e}")),
+            };
             let _logs = match telemetry::init(args.log_format) {
                 Ok(guard) => guard,
                 Err(e) => return usage_error(&format!("error: {e}")),
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
             let runtime = Builder::new_multi_thread().enable_all().build();
             report(runtime.map_err(Into::into).and_then(|runtime| {
                 runtime.block_on(async {
-                    let server = Server::bind(&args)?;
+                    let server = Server::bind(&args)?.with_incidents(timeline);
                     server.run(Signals::os()?).await
                 })
             }))

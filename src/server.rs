@@ -18,6 +18,8 @@ use tracing::{info, warn};
 use crate::behaviour::draws::Draws;
 use crate::behaviour::faults::leak;
 use crate::behaviour::knobs::Knobs;
+use crate::behaviour::player::Player;
+use crate::behaviour::timeline::Timeline;
 use crate::behaviour::{Behaviour, users};
 use crate::config::ServeArgs;
 use crate::metrics::Metrics;
@@ -83,6 +85,14 @@ impl Server {
         &self.state
     }
 
+    /// Plays `timeline` from the start of [`Server::run`].
+    pub fn with_incidents(self, timeline: Option<Timeline>) -> Self {
+        if let Some(timeline) = timeline {
+            let _ = self.state.incidents.set(Player::new(timeline));
+        }
+        self
+    }
+
     /// Serves until the first signal, then drains. Errors if the drain times out or a second
     /// signal cuts it short.
     pub async fn run(self, mut signals: Signals) -> anyhow::Result<()> {
@@ -100,6 +110,10 @@ impl Server {
             args.users_interval,
         ));
         let leak = tokio::spawn(leak::run(state.behaviour.clone(), state.metrics.clone()));
+        let incidents = state
+            .incidents
+            .get()
+            .map(|player| tokio::spawn(player.clone().play(state.behaviour.clone())));
         let (stop_app, app_stopped) = watch::channel(false);
         let (stop_metrics, metrics_stopped) = watch::channel(false);
         let mut app_server = serve(
@@ -148,6 +162,9 @@ impl Server {
         let _ = tokio::time::timeout(METRICS_CLOSE_TIMEOUT, metrics_server).await;
         users.abort();
         leak.abort();
+        if let Some(incidents) = incidents {
+            incidents.abort();
+        }
         if drained {
             info!("drained: every request answered");
             Ok(())

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 use crate::behaviour::Behaviour;
+use crate::behaviour::player::Player;
 use crate::metrics::Metrics;
 
 /// Settings fixed at start.
@@ -40,6 +41,8 @@ pub struct Shared {
     /// What requests do: the knobs of the moment, and the draws.
     pub behaviour: Arc<Behaviour>,
     pub settings: Settings,
+    /// The incident timeline playing, if any.
+    pub incidents: std::sync::OnceLock<Arc<Player>>,
     /// The simulated work of `/`, which outlives its request when the client goes away; the
     /// drain waits for it too, so that no counted request goes unrecorded.
     pub work: TaskTracker,
@@ -59,6 +62,7 @@ impl AppState {
         Self(Arc::new(Shared {
             metrics,
             behaviour: Arc::new(behaviour.into()),
+            incidents: std::sync::OnceLock::new(),
             settings,
             work: TaskTracker::new(),
             ready: AtomicBool::new(true),

@@ -5,13 +5,15 @@
 //!
 //! The parts: the [`knobs`] (the settings, changeable at run time), the [`delay`]
 //! distributions, the [`draws`] (every random draw, seeded or not), the catalogue of
-//! [`faults`], and the simulated [`users`]. A request is first *planned* here (what it will do,
+//! [`faults`], incident [`timeline`]s and their [`player`], and the simulated [`users`]. A request is first *planned* here (what it will do,
 //! drawn from the knobs of the moment), then carried out by its handler.
 
 pub mod delay;
 pub mod draws;
 pub mod faults;
 pub mod knobs;
+pub mod player;
+pub mod timeline;
 pub(crate) mod users;
 
 use std::time::Duration;

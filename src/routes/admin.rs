@@ -77,6 +77,14 @@ pub(crate) async fn change(State(state): State<AppState>, body: Bytes) -> Respon
     apply(&state, |current| current.changed(&change, &limits))
 }
 
+/// `GET /admin/incidents`: the timeline playing, its steps playing now and the next one.
+pub(crate) async fn incidents(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(state.incidents.get().map_or_else(
+        || serde_json::json!({"timeline": null, "playing": [], "next": null}),
+        |player| player.status(),
+    ))
+}
+
 /// `DELETE /admin/knobs/{name}`: that knob back at its value at start.
 pub(crate) async fn reset(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     let (start, limits) = (&state.behaviour.start, state.behaviour.limits);

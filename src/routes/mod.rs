@@ -50,6 +50,7 @@ pub fn metrics(state: AppState) -> Router {
                 .delete(admin::reset_all),
         )
         .route("/admin/knobs/{name}", delete(admin::reset))
+        .route("/admin/incidents", get(admin::incidents))
         .route_layer(from_fn_with_state(state.clone(), admin::authorize))
         .layer(DefaultBodyLimit::max(admin::BODY_LIMIT));
     Router::new()

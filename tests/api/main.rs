@@ -6,6 +6,7 @@ mod behaviour;
 mod compose;
 mod faults;
 mod helpers;
+mod incidents;
 mod kubernetes;
 mod load;
 mod replicas;
