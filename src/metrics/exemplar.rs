@@ -39,6 +39,10 @@ impl Cell {
     pub(crate) fn get(&self) -> Option<Exemplar> {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    pub(crate) fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 /// What turns an exemplar's instant into a timestamp: the two clocks read together once, when

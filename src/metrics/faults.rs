@@ -6,7 +6,7 @@
 //! the exposition last.
 
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -41,12 +41,16 @@ pub(crate) struct FaultMetrics {
     /// `dependency_requests_total{dependency, outcome}`, a child per outcome, made at start so
     /// that every series exists from the first scrape and a call looks nothing up.
     calls: [Counter; 3],
-    /// `dependency_request_duration_seconds{dependency}`.
-    call_duration: Histogram,
+    /// `dependency_request_duration_seconds{dependency}`, looked up at each call, so that a
+    /// reset can make it anew (the crate's histogram has no reset of its own).
+    call_durations: Family<DependencyLabels, Histogram>,
     /// `demo_service_cpu_burn_seconds_total`.
     cpu_burned: Counter<f64, AtomicU64>,
     /// `demo_service_leaked_bytes`.
     pub(crate) leaked_bytes: Gauge,
+    /// `demo_service_counters_reset_timestamp_seconds`: when the reset_counters action last
+    /// ran; 0: never.
+    counters_reset: Gauge<f64, AtomicU64>,
 }
 
 impl FaultMetrics {
@@ -72,15 +76,10 @@ impl FaultMetrics {
         );
         let durations =
             Family::<DependencyLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS));
-        let call_duration = durations
-            .get_or_create(&DependencyLabels {
-                dependency: dependency::NAME,
-            })
-            .clone();
         registry.register(
             "dependency_request_duration_seconds",
             "How long the calls of / to its simulated dependency took",
-            durations,
+            durations.clone(),
         );
         let cpu_burned = Counter::<f64, AtomicU64>::default();
         registry.register(
@@ -94,11 +93,18 @@ impl FaultMetrics {
             "Memory held by the memory_leak fault",
             leaked_bytes.clone(),
         );
+        let counters_reset = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "demo_service_counters_reset_timestamp_seconds",
+            "When the reset_counters action last set every counter back to zero; 0: never",
+            counters_reset.clone(),
+        );
         Self {
             calls: children,
-            call_duration,
+            call_durations: durations,
             cpu_burned,
             leaked_bytes,
+            counters_reset,
         }
     }
 
@@ -109,7 +115,24 @@ impl FaultMetrics {
             Outcome::Down => 2,
         };
         self.calls[index].inc();
-        self.call_duration.observe(took.as_secs_f64());
+        self.call_durations
+            .get_or_create(&DependencyLabels {
+                dependency: dependency::NAME,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The counters and histograms back to zero; the moment noted.
+    pub(crate) fn reset(&self) {
+        for calls in &self.calls {
+            calls.inner().store(0, Ordering::Relaxed);
+        }
+        self.call_durations.clear();
+        self.cpu_burned.inner().store(0, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.counters_reset.set(now);
     }
 
     pub(crate) fn count_burned(&self, cpu: Duration) {

@@ -43,6 +43,7 @@ pub const FAMILIES: &[&str] = &[
     "dependency_request_duration_seconds",
     "demo_service_cpu_burn_seconds",
     "demo_service_leaked_bytes",
+    "demo_service_counters_reset_timestamp_seconds",
     "demo_service_fault_active",
     "demo_service_ready",
     "process_cpu_seconds",
@@ -169,6 +170,18 @@ impl Metrics {
     /// Counts the CPU time that the cpu_burn fault spent.
     pub fn count_cpu_burned(&self, cpu: Duration) {
         self.faults.count_burned(cpu);
+    }
+
+    /// The reset_counters action: every counter, histogram and summary of the service back to
+    /// zero, as after a restart but without one (the process's own, from the kernel, go on).
+    pub fn reset_counters(&self) {
+        self.request_processing.reset();
+        self.request_count.reset();
+        self.request_duration.reset();
+        self.error_count.reset();
+        self.response_codes.reset();
+        self.red.reset();
+        self.faults.reset();
     }
 
     /// Sets the memory the memory_leak fault holds.

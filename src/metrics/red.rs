@@ -182,6 +182,12 @@ impl Red {
         self.in_flight.get()
     }
 
+    /// No series, as after a restart: each comes back with its first request. (The requests
+    /// in flight stay counted in flight: they are.)
+    pub(crate) fn reset(&self) {
+        self.series.store(Arc::new(SeriesMap::default()));
+    }
+
     /// Records a request that ended at `at`, `elapsed` after it began.
     fn observe(&self, labels: Labels, elapsed: Duration, trace: TraceId, at: Instant) {
         if let Some(series) = self.series.load().get(&labels) {

@@ -26,6 +26,27 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// When a family (or a child) was created, as `_created` says: at start, and again when its
+/// counters are reset.
+#[derive(Debug)]
+pub(crate) struct Created(AtomicU64);
+
+impl Default for Created {
+    fn default() -> Self {
+        Self(AtomicU64::new(now().to_bits()))
+    }
+}
+
+impl Created {
+    fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    fn renew(&self) {
+        self.0.store(now().to_bits(), Ordering::Relaxed);
+    }
+}
+
 fn seconds(nanos: u64) -> f64 {
     Duration::from_nanos(nanos).as_secs_f64()
 }
@@ -34,14 +55,14 @@ fn seconds(nanos: u64) -> f64 {
 #[derive(Debug)]
 pub(crate) struct Counter {
     value: AtomicU64,
-    created: f64,
+    created: Created,
 }
 
 impl Default for Counter {
     fn default() -> Self {
         Self {
             value: AtomicU64::new(0),
-            created: now(),
+            created: Created::default(),
         }
     }
 }
@@ -56,11 +77,17 @@ impl Counter {
         self.value.load(Ordering::Relaxed)
     }
 
+    /// Back to zero, as after a restart: created now.
+    pub(crate) fn reset(&self) {
+        self.value.store(0, Ordering::Relaxed);
+        self.created.renew();
+    }
+
     pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
         let child = Child {
             label: None,
             samples: vec![("_total", None, Value::Int(self.get()), None)],
-            created: self.created,
+            created: self.created.get(),
         };
         encode_family(out, format, name, help, Kind::Counter, &[child]);
     }
@@ -84,6 +111,14 @@ impl StatusCounter {
         children.entry(status).or_default().inc();
     }
 
+    /// No child, as after a restart: each comes back with the first answer of its code.
+    pub(crate) fn reset(&self) {
+        self.children
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     #[cfg(test)]
     pub(crate) fn get(&self, status: u16) -> u64 {
         read(&self.children).get(&status).map_or(0, Counter::get)
@@ -95,7 +130,7 @@ impl StatusCounter {
             .map(|(status, counter)| Child {
                 label: Some(("status_code", status.to_string())),
                 samples: vec![("_total", None, Value::Int(counter.get()), None)],
-                created: counter.created,
+                created: counter.created.get(),
             })
             .collect();
         encode_family(out, format, name, help, Kind::Counter, &children);
@@ -119,7 +154,7 @@ pub(crate) struct Histogram {
     exemplars: Box<[Cell]>,
     count: AtomicU64,
     sum_nanos: AtomicU64,
-    created: f64,
+    created: Created,
 }
 
 impl Histogram {
@@ -137,7 +172,7 @@ impl Histogram {
             exemplars: (0..=bounds.len()).map(|_| Cell::default()).collect(),
             count: AtomicU64::new(0),
             sum_nanos: AtomicU64::new(0),
-            created: now(),
+            created: Created::default(),
         }
     }
 
@@ -155,6 +190,17 @@ impl Histogram {
     #[cfg(test)]
     pub(crate) fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// Every bucket, the count and the sum back to zero, no exemplar: as after a restart.
+    pub(crate) fn reset(&self) {
+        for (bucket, exemplar) in self.buckets.iter().zip(self.exemplars.iter()) {
+            bucket.store(0, Ordering::Relaxed);
+            exemplar.clear();
+        }
+        self.sum_nanos.store(0, Ordering::Relaxed);
+        self.count.store(0, Ordering::Relaxed);
+        self.created.renew();
     }
 
     pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
@@ -187,7 +233,7 @@ impl Histogram {
         let child = Child {
             label: None,
             samples,
-            created: self.created,
+            created: self.created.get(),
         };
         encode_family(out, format, name, help, Kind::Histogram, &[child]);
     }
@@ -198,7 +244,7 @@ impl Histogram {
 pub(crate) struct Summary {
     count: AtomicU64,
     sum_nanos: AtomicU64,
-    created: f64,
+    created: Created,
 }
 
 impl Default for Summary {
@@ -206,7 +252,7 @@ impl Default for Summary {
         Self {
             count: AtomicU64::new(0),
             sum_nanos: AtomicU64::new(0),
-            created: now(),
+            created: Created::default(),
         }
     }
 }
@@ -226,6 +272,13 @@ impl Summary {
         Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed))
     }
 
+    /// The count and the sum back to zero, as after a restart.
+    pub(crate) fn reset(&self) {
+        self.sum_nanos.store(0, Ordering::Relaxed);
+        self.count.store(0, Ordering::Relaxed);
+        self.created.renew();
+    }
+
     pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
         let child = Child {
             label: None,
@@ -233,7 +286,7 @@ impl Summary {
                 ("_count", None, Value::Int(self.count()), None),
                 ("_sum", None, Value::Float(self.sum().as_secs_f64()), None),
             ],
-            created: self.created,
+            created: self.created.get(),
         };
         encode_family(out, format, name, help, Kind::Summary, &[child]);
     }

@@ -2,7 +2,9 @@
 //!
 //! `GET /admin/knobs` shows them; `PUT /admin/knobs` with a JSON object of any of them
 //! (`{"error_rate": 0.9}`) changes those and answers with all of them; `DELETE
-//! /admin/knobs/{name}` puts one back as it was at start, `DELETE /admin/knobs` all of them.
+//! /admin/knobs/{name}` puts one back as it was at start, `DELETE /admin/knobs` all of them;
+//! `POST /admin/reset-counters` sets every counter back to zero; `GET /admin/incidents` says
+//! what the incident timeline plays.
 //! Off unless a token is configured; every request must carry it (`Authorization: Bearer
 //! TOKEN`). Every change is logged, with what it changed.
 
@@ -75,6 +77,14 @@ pub(crate) async fn change(State(state): State<AppState>, body: Bytes) -> Respon
     };
     let limits = state.behaviour.limits;
     apply(&state, |current| current.changed(&change, &limits))
+}
+
+/// `POST /admin/reset-counters`: the reset_counters action. Every counter, histogram and
+/// summary of the service back to zero, as after a restart, but without one.
+pub(crate) async fn reset_counters(State(state): State<AppState>) -> &'static str {
+    state.metrics.reset_counters();
+    info!("counters reset");
+    "every counter of the service is back at zero, as after a restart\n"
 }
 
 /// `GET /admin/incidents`: the timeline playing, its steps playing now and the next one.

@@ -14,7 +14,7 @@ use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::state::AppState;
@@ -51,6 +51,7 @@ pub fn metrics(state: AppState) -> Router {
         )
         .route("/admin/knobs/{name}", delete(admin::reset))
         .route("/admin/incidents", get(admin::incidents))
+        .route("/admin/reset-counters", post(admin::reset_counters))
         .route_layer(from_fn_with_state(state.clone(), admin::authorize))
         .layer(DefaultBodyLimit::max(admin::BODY_LIMIT));
     Router::new()

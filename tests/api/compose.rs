@@ -595,6 +595,29 @@ async fn the_compose_stack_works_as_the_docs_say() {
         inspected.len()
     ));
 
+    // --- an incident timeline, played by the app itself: its alert reaches the receiver ------
+    // Set in .env, as the docs say; `up -d` re-creates the app (at a new address, inside the
+    // watch for a false DemoServiceTargetMissing below, which it must not set off either).
+    compose.env_file =
+        env_file("LOAD_RATE=20\nDEMO_SERVICE_INCIDENTS=incidents/dependency-down.toml\n");
+    compose.run(&["up", "-d", "--wait", "app"]);
+    let took = Instant::now();
+    let alert = notified(
+        &url(9095, ""),
+        "DemoServiceDependencyFailing",
+        "firing",
+        Duration::from_secs(420),
+    )
+    .await;
+    compose.say(&format!(
+        "DEMO_SERVICE_INCIDENTS=incidents/dependency-down.toml in .env, up -d app: the app plays \
+         it (the database down from its first minute on), and {} reaches the receiver {:.0} s \
+         after up ({})",
+        alert["alertname"],
+        took.elapsed().as_secs_f64(),
+        alert["summary"]
+    ));
+
     // --- no DemoServiceTargetMissing for the restart, at the receiver or in Prometheus --------
     let missing = |alerts: &[Value]| -> Vec<Value> {
         alerts

@@ -280,6 +280,114 @@ async fn faults_in_the_scrape_path_delay_and_hide_and_add_series() {
 }
 
 #[tokio::test]
+async fn reset_counters_is_a_restart_without_one_which_rate_takes_and_delta_does_not() {
+    let admin = Admin::start(&[]);
+    let targets = crate::helpers::targets_file(&[admin.service.metrics]);
+    let prometheus = crate::helpers::Prometheus::start(|addr| {
+        crate::helpers::prometheus_config(targets.path(), addr, None, None)
+    })
+    .await;
+    for _ in 0..40 {
+        get(&admin.service.app_url("/simulate_error")).await;
+    }
+    // Prometheus has the 40.
+    let query = |expr: &'static str| {
+        let prometheus = &prometheus;
+        async move {
+            prometheus
+                .query(expr)
+                .await
+                .first()
+                .map(|s| s["value"][1].as_str().unwrap().parse::<f64>().unwrap())
+        }
+    };
+    until(
+        "the 40 requests scraped",
+        Duration::from_secs(10),
+        || async { query(r#"request_count_total{job="flask_app"}"#).await == Some(40.0) },
+    )
+    .await;
+    // The window read below starts here: its first samples, two or more, are all 40.
+    let mark = Instant::now();
+    until("two scrapes of the 40", Duration::from_secs(10), || async {
+        let window = mark.elapsed().as_millis().max(1);
+        let samples = prometheus
+            .query(&format!(
+                r#"count_over_time(request_count_total{{job="flask_app"}}[{window}ms])"#
+            ))
+            .await;
+        samples
+            .first()
+            .is_some_and(|s| s["value"][1].as_str().unwrap().parse::<f64>().unwrap() >= 2.0)
+    })
+    .await;
+    let before = admin.metrics().await;
+
+    let (status, body) = admin.send(Method::POST, "/admin/reset-counters", "").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            "every counter of the service is back at zero, as after a restart\n"
+        )
+    );
+
+    let after = admin.metrics().await;
+    assert_eq!(sample(&after, "request_count_total"), 0.0);
+    assert_eq!(sample(&after, "request_duration_seconds_count"), 0.0);
+    assert!(
+        !after
+            .keys()
+            .any(|k| k.starts_with("response_code_count_total{")),
+        "{after:?}"
+    );
+    assert!(
+        !after.keys().any(|k| k.starts_with("http_requests_total{")),
+        "{after:?}"
+    );
+    assert!(sample(&after, "demo_service_counters_reset_timestamp_seconds") > 0.0);
+    assert!(
+        sample(&after, "request_count_created") > sample(&before, "request_count_created"),
+        "created anew"
+    );
+    assert_eq!(
+        sample(&after, "process_start_time_seconds"),
+        sample(&before, "process_start_time_seconds"),
+        "no restart"
+    );
+    for _ in 0..10 {
+        get(&admin.service.app_url("/simulate_error")).await;
+    }
+    until(
+        "the 10 after the reset scraped",
+        Duration::from_secs(10),
+        || async { query(r#"request_count_total{job="flask_app"}"#).await == Some(10.0) },
+    )
+    .await;
+    // Over the reset, from 40 (its first sample: the 40 came before it) to 0, then 10:
+    // increase() takes the drop for a reset and counts the 10 after it (extrapolated to the
+    // window's edges, so somewhat more); delta() takes the drop at face value and falls by 30,
+    // which no number of requests can do.
+    let window = mark.elapsed().as_millis();
+    let over = |function: &str| {
+        format!(r#"{function}(request_count_total{{job="flask_app"}}[{window}ms])"#)
+    };
+    let value = |expr: String| {
+        let prometheus = &prometheus;
+        async move {
+            prometheus.query(&expr).await[0]["value"][1]
+                .as_str()
+                .unwrap()
+                .parse::<f64>()
+                .unwrap()
+        }
+    };
+    let (increase, delta) = (value(over("increase")).await, value(over("delta")).await);
+    assert!(increase >= 10.0, "increase {increase}");
+    assert!(delta < 0.0, "delta {delta}");
+}
+
+#[tokio::test]
 async fn bad_input_to_a_knob_is_one_line_and_changes_nothing() {
     let admin = Admin::start(&["--cardinality", "10"]);
     let before = admin.send(Method::GET, "/admin/knobs", "").await.1;
