@@ -18,14 +18,18 @@ pub struct Burner {
 
 impl Default for Burner {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Self {
-            cores: Semaphore::new(cores),
-        }
+        Self::with_cores(std::thread::available_parallelism().map_or(1, usize::from))
     }
 }
 
 impl Burner {
+    /// At most `cores` requests burning at once.
+    pub fn with_cores(cores: usize) -> Self {
+        Self {
+            cores: Semaphore::new(cores),
+        }
+    }
+
     /// Spends `cpu` of CPU time, once a core is free; returns the CPU time spent.
     pub async fn burn(&self, cpu: Duration) -> Duration {
         let _core = self.cores.acquire().await.expect("never closed");
@@ -76,5 +80,26 @@ mod tests {
         );
         // CPU time is not wall time: on a busy machine the wall clock may run further.
         assert!(wall.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_more_burn_at_once_than_there_are_cores() {
+        // One core: three burns of 40 ms take turns, so at least 120 ms go by.
+        let burner = std::sync::Arc::new(Burner::with_cores(1));
+        let wall = std::time::Instant::now();
+        let burns: Vec<_> = (0..3)
+            .map(|_| {
+                let burner = burner.clone();
+                tokio::spawn(async move { burner.burn(Duration::from_millis(40)).await })
+            })
+            .collect();
+        for burn in burns {
+            assert!(burn.await.unwrap() >= Duration::from_millis(40));
+        }
+        assert!(
+            wall.elapsed() >= Duration::from_millis(120),
+            "{:?}",
+            wall.elapsed()
+        );
     }
 }
