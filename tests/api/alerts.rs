@@ -315,3 +315,70 @@ fn the_rule_test_check_finds_each_planted_fault_and_passes_the_real_tests() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// What Alertmanager holds back, asked of the project's configuration with alerts posted to
+/// it: `alertname -> inhibited`.
+async fn inhibited(posted: serde_json::Value) -> std::collections::BTreeMap<String, bool> {
+    let alertmanager = Daemon::start_kind(Kind::Alertmanager, |_| {
+        stack_config(&["alertmanager-config"])
+    })
+    .await;
+    let url = format!("http://{}/api/v2/alerts", alertmanager.addr);
+    let client = reqwest::Client::new();
+    let status = client
+        .post(&url)
+        .json(&posted)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    let held: Vec<Value> = client.get(&url).send().await.unwrap().json().await.unwrap();
+    held.iter()
+        .map(|a| {
+            let inhibited = a["status"]["inhibitedBy"]
+                .as_array()
+                .is_some_and(|by| !by.is_empty());
+            (
+                a["labels"]["alertname"].as_str().unwrap().to_owned(),
+                inhibited,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_targets_critical_alert_holds_back_its_warnings_and_a_job_wide_one_does_not() {
+    let alert = |name: &str, severity: &str, instance: Option<&str>| {
+        let mut labels =
+            serde_json::json!({"alertname": name, "severity": severity, "job": "flask_app"});
+        if let Some(instance) = instance {
+            labels["instance"] = instance.into();
+        }
+        serde_json::json!({"labels": labels})
+    };
+    let held = inhibited(serde_json::json!([
+        alert("DemoServiceTargetDown", "critical", Some("app:8000")),
+        alert("DemoServiceNotReady", "warning", Some("app:8000")),
+        alert(
+            "DemoServiceDependencyFailing",
+            "warning",
+            Some("other:8000")
+        ),
+        alert("DemoServiceErrorBudgetBurn", "critical", None),
+        alert("DemoServiceTargetMissing", "warning", None),
+    ]))
+    .await;
+    assert_eq!(
+        held,
+        [
+            ("DemoServiceDependencyFailing", false),
+            ("DemoServiceErrorBudgetBurn", false),
+            ("DemoServiceNotReady", true),
+            ("DemoServiceTargetDown", false),
+            ("DemoServiceTargetMissing", false),
+        ]
+        .map(|(name, held)| (name.to_owned(), held))
+        .into()
+    );
+}
