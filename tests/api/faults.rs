@@ -10,13 +10,14 @@ use crate::helpers::{BIN, Service, get, sample, scrape};
 const TOKEN: &str = "faults-test-token-0123";
 
 /// A running service with the admin API on, and a client for it.
-struct Admin {
-    service: Service,
+pub struct Admin {
+    pub service: Service,
     client: reqwest::Client,
 }
 
 impl Admin {
-    fn start(args: &[&str]) -> Admin {
+    /// `demo-service serve` with the admin API on, `/` answering at once, and `args`.
+    pub fn start(args: &[&str]) -> Admin {
         let mut all = vec!["--admin-token", TOKEN, "--max-delay", "0s"];
         all.extend_from_slice(args);
         Admin {
@@ -25,7 +26,7 @@ impl Admin {
         }
     }
 
-    async fn send(&self, method: Method, path: &str, body: &str) -> (u16, String) {
+    pub async fn send(&self, method: Method, path: &str, body: &str) -> (u16, String) {
         let response = self
             .client
             .request(method, self.service.metrics_url(path))
@@ -37,8 +38,15 @@ impl Admin {
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
+    /// GET of an admin path, as JSON; fails the test unless it answers 200.
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.send(Method::GET, path, "").await;
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
     /// PUT /admin/knobs; fails the test unless it is taken.
-    async fn set(&self, json: &str) -> serde_json::Value {
+    pub async fn set(&self, json: &str) -> serde_json::Value {
         let (status, body) = self.send(Method::PUT, "/admin/knobs", json).await;
         assert_eq!(status, 200, "{json}: {body}");
         serde_json::from_str(&body).unwrap()

@@ -8,10 +8,10 @@ use demo_service::behaviour::faults::Limits;
 use demo_service::behaviour::knobs::{Knobs, View};
 use demo_service::behaviour::timeline::Timeline;
 
-use crate::helpers::{BIN, Service, get, sample, scrape, tools_python};
+use crate::faults::Admin;
+use crate::helpers::{BIN, get, sample, scrape, stdout_of, tools_python};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const TOKEN: &str = "incidents-test-token-01";
 
 fn shipped() -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(Path::new(ROOT).join("incidents"))
@@ -36,18 +36,12 @@ for path in sys.argv[2:]:
     for e in errors:
         print(f"{path}: {'/'.join(map(str, e.path))}: {e.message}")
 "#;
-    let out = std::process::Command::new(tools_python())
-        .args(["-c", script])
-        .arg(Path::new(ROOT).join("incidents/timeline.schema.json"))
-        .args(files)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    stdout_of(
+        std::process::Command::new(tools_python())
+            .args(["-c", script])
+            .arg(Path::new(ROOT).join("incidents/timeline.schema.json"))
+            .args(files),
+    )
 }
 
 #[test]
@@ -141,25 +135,8 @@ set = { cardinality = 7 }
     )
     .unwrap();
     let started = Instant::now();
-    let service = Service::start(&[
-        "--admin-token",
-        TOKEN,
-        "--incidents",
-        file.to_str().unwrap(),
-    ]);
-    let client = reqwest::Client::new();
-    let incidents = || async {
-        let body: serde_json::Value = client
-            .get(service.metrics_url("/admin/incidents"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body
-    };
+    let admin = Admin::start(&["--incidents", file.to_str().unwrap()]);
+    let incidents = || admin.get("/admin/incidents");
     let status = incidents().await;
     assert_eq!(status["timeline"], "short");
     assert_eq!(status["next"]["step"], 1, "{status}");
@@ -170,37 +147,24 @@ set = { cardinality = 7 }
     until(Duration::from_millis(2000)).await;
     let status = incidents().await;
     assert_eq!(status["playing"].as_array().unwrap().len(), 2, "{status}");
-    assert_eq!(get(&service.app_url("/simulate_error")).await.0, 500);
-    let m = scrape(&service.metrics_url("/metrics")).await;
+    assert_eq!(get(&admin.service.app_url("/simulate_error")).await.0, 500);
+    let m = scrape(&admin.service.metrics_url("/metrics")).await;
     assert_eq!(
         sample(&m, r#"demo_service_fault_active{fault="cardinality"}"#),
         1.0
     );
     // By hand, meanwhile: the step's end leaves this knob alone.
-    client
-        .put(service.metrics_url("/admin/knobs"))
-        .bearer_auth(TOKEN)
-        .body(r#"{"cardinality": 3}"#)
-        .send()
-        .await
-        .unwrap();
+    admin.set(r#"{"cardinality": 3}"#).await;
 
     until(Duration::from_millis(4500)).await;
     let status = incidents().await;
     assert_eq!(status["playing"], serde_json::json!([]), "{status}");
     assert_eq!(status["next"], serde_json::Value::Null, "played once: over");
-    let knobs: serde_json::Value = client
-        .get(service.metrics_url("/admin/knobs"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let knobs = admin.get("/admin/knobs").await;
     assert_eq!(knobs["error_rate"], 0.2, "put back");
     assert_eq!(knobs["cardinality"], 3, "changed by hand: kept");
-    let logged: Vec<String> = service
+    let logged: Vec<String> = admin
+        .service
         .logs()
         .iter()
         .filter(|l| {
