@@ -150,10 +150,20 @@ impl Knobs {
         .check(limits)
     }
 
-    /// These knobs with the one named `name` back at its value in `start`.
+    /// The knobs that `DELETE /admin/knobs` puts back: the seed's as `start` set them, every
+    /// fault off (its default), even one that `start` turned on.
+    pub fn cleared(start: &Knobs) -> Knobs {
+        Knobs {
+            faults: Faults::default(),
+            ..start.clone()
+        }
+    }
+
+    /// These knobs with the one named `name` cleared: a fault's knob off, another knob back at
+    /// its value in `start`.
     pub fn reset(&self, name: &str, start: &Knobs, limits: &Limits) -> Result<Self, String> {
-        let start_knobs = start;
-        let start = View::from(start);
+        let start_knobs = &Self::cleared(start);
+        let start = View::from(start_knobs);
         let Some(value) = start.get(name) else {
             return Err(format!(
                 "no knob is called {name:?}; the knobs: {}",
@@ -335,6 +345,21 @@ mod tests {
         let limits = Limits::default();
         let k = change(r#"{"cpu_burn": "20ms", "hide_family": "current_users", "max_delay": "1s", "min_delay": "500ms"}"#)
             .unwrap();
+        // A fault turned on at start is still cleared to off.
+        let start = Knobs {
+            faults: Faults {
+                cardinality: 10,
+                ..Faults::default()
+            },
+            ..start
+        };
+        assert_eq!(
+            k.reset("cardinality", &start, &limits)
+                .unwrap()
+                .faults
+                .cardinality,
+            0
+        );
         let k = k.reset("cpu_burn", &start, &limits).unwrap();
         assert_eq!(k.faults.cpu_burn, Duration::ZERO);
         let k = k.reset("hide_family", &start, &limits).unwrap();

@@ -2,7 +2,8 @@
 //!
 //! `GET /admin/knobs` shows them; `PUT /admin/knobs` with a JSON object of any of them
 //! (`{"error_rate": 0.9}`) changes those and answers with all of them; `DELETE
-//! /admin/knobs/{name}` puts one back as it was at start, `DELETE /admin/knobs` all of them;
+//! /admin/knobs/{name}` clears one (a fault's knob off, another back as it was at start),
+//! `DELETE /admin/knobs` all of them;
 //! `POST /admin/reset-counters` sets every counter back to zero; `GET /admin/incidents` says
 //! what the incident timeline plays.
 //! Off unless a token is configured; every request must carry it (`Authorization: Bearer
@@ -95,16 +96,17 @@ pub(crate) async fn incidents(State(state): State<AppState>) -> Json<serde_json:
     ))
 }
 
-/// `DELETE /admin/knobs/{name}`: that knob back at its value at start.
+/// `DELETE /admin/knobs/{name}`: that knob cleared: a fault's off, another back at its value
+/// at start.
 pub(crate) async fn reset(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     let (start, limits) = (&state.behaviour.start, state.behaviour.limits);
     apply(&state, |current| current.reset(&name, start, &limits))
 }
 
-/// `DELETE /admin/knobs`: every knob back at its value at start.
+/// `DELETE /admin/knobs`: every fault off, every other knob back at its value at start.
 pub(crate) async fn reset_all(State(state): State<AppState>) -> Response {
-    let start = state.behaviour.start.clone();
-    apply(&state, |_| Ok(start.clone()))
+    let cleared = Knobs::cleared(&state.behaviour.start);
+    apply(&state, |_| Ok(cleared.clone()))
 }
 
 /// Applies `new` to the knobs of the moment, and swaps the result in only if nothing changed

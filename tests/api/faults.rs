@@ -397,7 +397,7 @@ async fn reset_counters_is_a_restart_without_one_which_rate_takes_and_delta_does
 
 #[tokio::test]
 async fn bad_input_to_a_knob_is_one_line_and_changes_nothing() {
-    let admin = Admin::start(&["--cardinality", "10"]);
+    let admin = Admin::start(&["--cardinality", "10", "--error-rate", "0.3"]);
     let before = admin.send(Method::GET, "/admin/knobs", "").await.1;
     for (json, says) in [
         (
@@ -453,9 +453,11 @@ async fn bad_input_to_a_knob_is_one_line_and_changes_nothing() {
         "{body}"
     );
     assert_eq!(admin.send(Method::GET, "/admin/knobs", "").await.1, before);
-    // Cleared, a knob goes back to its value at start, not to the default.
-    admin.set(r#"{"cardinality": 20}"#).await;
-    assert_eq!(admin.clear("cardinality").await["cardinality"], 10);
+    // Cleared, a fault is off, even one turned on at start; another knob goes back to its
+    // value at start.
+    admin.set(r#"{"cardinality": 20, "error_rate": 0.9}"#).await;
+    assert_eq!(admin.clear("cardinality").await["cardinality"], 0);
+    assert_eq!(admin.clear("error_rate").await["error_rate"], 0.3);
 }
 
 #[test]
