@@ -1,9 +1,10 @@
 //! The CPU burn: each request to `/` spends the knob's CPU time on a real computation, so that
 //! `process_cpu_seconds_total` rises and the service saturates: latency grows and throughput
-//! stops growing. Bounded twice: no request burns more than `--max-cpu-burn`, and no more
-//! requests burn at once than the machine has cores (the others wait their turn, which is what
-//! saturation looks like), on threads of their own, so that health checks and the metrics
-//! listener still answer.
+//! stops growing. Bounded twice: no request burns more than `--max-cpu-burn`, and no more than
+//! two requests burn at once (the others wait their turn, which is what saturation looks like),
+//! on threads of their own, so that health checks and the metrics listener still answer. Two,
+//! as if the service were limited to two CPUs (fewer where the machine has fewer): saturation
+//! then comes at the same load on every machine, 2.5 requests a second at 800 ms each.
 
 use std::time::Duration;
 
@@ -16,9 +17,13 @@ pub struct Burner {
     cores: Semaphore,
 }
 
+/// The most requests that burn at once: the service's two CPUs.
+pub const CORES: usize = 2;
+
 impl Default for Burner {
     fn default() -> Self {
-        Self::with_cores(std::thread::available_parallelism().map_or(1, usize::from))
+        let machine = std::thread::available_parallelism().map_or(1, usize::from);
+        Self::with_cores(machine.min(CORES))
     }
 }
 
