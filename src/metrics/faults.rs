@@ -7,17 +7,18 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::Format;
 use crate::behaviour::faults::dependency::{self, Outcome};
 use crate::behaviour::faults::{Faults, NAMES};
+use crate::trace::TraceId;
 
 /// The dependency's latency buckets: the RED ones.
 const BUCKETS: [f64; 11] = [
@@ -30,20 +31,16 @@ struct CallLabels {
     outcome: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DependencyLabels {
-    dependency: &'static str,
-}
-
 /// The counted side of the faults, registered with the rest.
 #[derive(Debug)]
 pub(crate) struct FaultMetrics {
     /// `dependency_requests_total{dependency, outcome}`, a child per outcome, made at start so
     /// that every series exists from the first scrape and a call looks nothing up.
     calls: [Counter; 3],
-    /// `dependency_request_duration_seconds{dependency}`, looked up at each call, so that a
-    /// reset can make it anew (the crate's histogram has no reset of its own).
-    call_durations: Family<DependencyLabels, Histogram>,
+    /// `dependency_request_duration_seconds{dependency}`: lock-free, as the seed's histogram
+    /// is (the crate's takes a mutex at each observation, on every request to `/`), with the
+    /// call's request as the exemplar of its bucket.
+    call_duration: super::seed::Histogram,
     /// `demo_service_cpu_burn_seconds_total`.
     cpu_burned: Counter<f64, AtomicU64>,
     /// `demo_service_leaked_bytes`.
@@ -74,13 +71,6 @@ impl FaultMetrics {
             "Calls of / to its simulated dependency, by how they ended",
             calls,
         );
-        let durations =
-            Family::<DependencyLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS));
-        registry.register(
-            "dependency_request_duration_seconds",
-            "How long the calls of / to its simulated dependency took",
-            durations.clone(),
-        );
         let cpu_burned = Counter::<f64, AtomicU64>::default();
         registry.register(
             "demo_service_cpu_burn_seconds",
@@ -101,25 +91,32 @@ impl FaultMetrics {
         );
         Self {
             calls: children,
-            call_durations: durations,
+            call_duration: super::seed::Histogram::new(&BUCKETS),
             cpu_burned,
             leaked_bytes,
             counters_reset,
         }
     }
 
-    pub(crate) fn observe_call(&self, outcome: Outcome, took: Duration) {
+    pub(crate) fn observe_call(&self, outcome: Outcome, took: Duration, trace: TraceId) {
         let index = match outcome {
             Outcome::Ok => 0,
             Outcome::Error => 1,
             Outcome::Down => 2,
         };
         self.calls[index].inc();
-        self.call_durations
-            .get_or_create(&DependencyLabels {
-                dependency: dependency::NAME,
-            })
-            .observe(took.as_secs_f64());
+        self.call_duration.observe(took, trace, Instant::now());
+    }
+
+    /// Writes `dependency_request_duration_seconds`, which the registry does not hold.
+    pub(crate) fn encode(&self, out: &mut String, format: Format) {
+        self.call_duration.encode_labelled(
+            out,
+            format,
+            "dependency_request_duration_seconds",
+            "How long the calls of / to its simulated dependency took",
+            Some(("dependency", dependency::NAME)),
+        );
     }
 
     /// The counters and histograms back to zero; the moment noted.
@@ -127,7 +124,7 @@ impl FaultMetrics {
         for calls in &self.calls {
             calls.inner().store(0, Ordering::Relaxed);
         }
-        self.call_durations.clear();
+        self.call_duration.reset();
         self.cpu_burned.inner().store(0, Ordering::Relaxed);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

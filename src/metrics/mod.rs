@@ -163,8 +163,9 @@ impl Metrics {
         &self,
         outcome: crate::behaviour::faults::dependency::Outcome,
         took: Duration,
+        trace: TraceId,
     ) {
-        self.faults.observe_call(outcome, took);
+        self.faults.observe_call(outcome, took, trace);
     }
 
     /// Counts the CPU time that the cpu_burn fault spent.
@@ -243,11 +244,13 @@ impl Metrics {
             Format::Text => {
                 let _ = prometheus_text::encode(&mut out, &self.registry);
                 self.red.encode(&mut out, format);
+                self.faults.encode(&mut out, format);
                 faults::encode_state(&mut out, faults, ready);
             }
             Format::OpenMetrics => {
                 let _ = text::encode_registry(&mut out, &self.registry);
                 self.red.encode(&mut out, format);
+                self.faults.encode(&mut out, format);
                 faults::encode_state(&mut out, faults, ready);
                 let _ = text::encode_eof(&mut out);
             }

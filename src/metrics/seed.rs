@@ -204,6 +204,19 @@ impl Histogram {
     }
 
     pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
+        self.encode_labelled(out, format, name, help, None);
+    }
+
+    /// As [`Histogram::encode`], with one label of a constant value on every sample
+    /// (`dependency="database"`).
+    pub(crate) fn encode_labelled(
+        &self,
+        out: &mut String,
+        format: Format,
+        name: &str,
+        help: &str,
+        label: Option<(&'static str, &str)>,
+    ) {
         let mut samples = Vec::with_capacity(self.buckets.len() + 2);
         let clock = Clock::anchored();
         let mut cumulative = 0;
@@ -231,7 +244,7 @@ impl Histogram {
             None,
         ));
         let child = Child {
-            label: None,
+            label: label.map(|(name, value)| (name, value.to_owned())),
             samples,
             created: self.created.get(),
         };

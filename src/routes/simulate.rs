@@ -55,7 +55,7 @@ async fn work(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    metrics.observe_dependency(outcome, latency);
+    metrics.observe_dependency(outcome, latency, trace);
     if let Some(body) = outcome.failure() {
         metrics.count_response(StatusCode::SERVICE_UNAVAILABLE.as_u16());
         error!(
