@@ -162,38 +162,21 @@ impl Knobs {
     /// These knobs with the one named `name` cleared: a fault's knob off, another knob back at
     /// its value in `start`.
     pub fn reset(&self, name: &str, start: &Knobs, limits: &Limits) -> Result<Self, String> {
-        let start_knobs = &Self::cleared(start);
-        let start = View::from(start_knobs);
-        let Some(value) = start.get(name) else {
+        let start = View::from(&Self::cleared(start));
+        if start.get(name).is_none() {
             return Err(format!(
                 "no knob is called {name:?}; the knobs: {}",
                 start.names().collect::<Vec<_>>().join(", ")
             ));
+        }
+        // A bound goes back with the other one, so that the two cannot cross (min_delay back
+        // to 1s under a max_delay of 500ms).
+        let names: &[&str] = match name {
+            "min_delay" | "max_delay" => &["min_delay", "max_delay"],
+            "users_min" | "users_max" => &["users_min", "users_max"],
+            _ => &[name],
         };
-        // hide_family shows none as null; a change says none with "".
-        let value = if value.is_null() {
-            "".into()
-        } else {
-            value.clone()
-        };
-        let change: Change = serde_json::from_value(serde_json::json!({ name: value }))
-            .expect("a knob's own view is a valid change of it");
-        // Put alone, a bound could cross the other one (min_delay back to 1s under a
-        // max_delay of 500ms): the pair goes back together.
-        let change = match name {
-            "min_delay" | "max_delay" => Change {
-                min_delay: Some(humantime::format_duration(*start_knobs.delay.start()).to_string()),
-                max_delay: Some(humantime::format_duration(*start_knobs.delay.end()).to_string()),
-                ..change
-            },
-            "users_min" | "users_max" => Change {
-                users_min: Some(*start_knobs.users.start()),
-                users_max: Some(*start_knobs.users.end()),
-                ..change
-            },
-            _ => change,
-        };
-        self.changed(&change, limits)
+        self.changed(&start.change_of(names), limits)
     }
 
     /// What differs from `before`, for the log: `error_rate 0.2 -> 0.9, max_delay 5s -> 10s`.
@@ -238,6 +221,29 @@ impl View {
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.0.iter().map(|(n, _)| *n)
     }
+
+    /// The change that sets the knobs called `names` to their values here.
+    pub fn change_of(&self, names: &[&str]) -> Change {
+        change_to(
+            names
+                .iter()
+                .filter_map(|n| Some(((*n).to_owned(), self.get(n)?.clone()))),
+        )
+    }
+}
+
+/// The change that sets each knob to its value as a view writes it. (The one difference: a
+/// view shows no hidden family as null, a change says it with "".)
+pub fn change_to(values: impl IntoIterator<Item = (String, serde_json::Value)>) -> Change {
+    let values = values
+        .into_iter()
+        .map(|(name, value)| {
+            let value = if value.is_null() { "".into() } else { value };
+            (name, value)
+        })
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(values))
+        .expect("a view's values are a valid change of its knobs")
 }
 
 impl Serialize for View {

@@ -188,22 +188,11 @@ pub fn end(
         let written = set.and_then(|c| knobs.changed(&c, limits).ok());
         written.is_some_and(|k| View::from(&k).get(name) == now.get(name))
     };
-    let back: serde_json::Map<_, _> = previous
+    let back = previous
         .iter()
         .filter(|(name, _)| set_by_step(name))
-        .map(|(name, value)| {
-            // hide_family shows none as null; a change says none with "".
-            let value = if value.is_null() {
-                "".into()
-            } else {
-                value.clone()
-            };
-            (name.clone(), value)
-        })
-        .collect();
-    let change: Change =
-        serde_json::from_value(serde_json::Value::Object(back)).map_err(|e| e.to_string())?;
-    knobs.changed(&change, limits)
+        .map(|(name, value)| (name.clone(), value.clone()));
+    knobs.changed(&super::knobs::change_to(back), limits)
 }
 
 #[cfg(test)]
