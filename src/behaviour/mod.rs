@@ -5,8 +5,9 @@
 //!
 //! The parts: the [`knobs`] (the settings, changeable at run time), the [`delay`]
 //! distributions, the [`draws`] (every random draw, seeded or not), the catalogue of
-//! [`faults`], incident [`timeline`]s and their [`player`], and the simulated [`users`]. A request is first *planned* here (what it will do,
-//! drawn from the knobs of the moment), then carried out by its handler.
+//! [`faults`], incident [`timeline`]s and their [`player`], and the simulated [`users`]. A
+//! request is first *planned* here (what it will do, drawn from the knobs of the moment), then
+//! carried out by its handler.
 
 pub mod delay;
 pub mod draws;
@@ -16,6 +17,7 @@ pub mod player;
 pub mod timeline;
 pub(crate) mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -109,6 +111,29 @@ impl Behaviour {
         let users = self.knobs.load().users.clone();
         self.draws
             .with(Stream::Users, |rng| rng.random_range(users))
+    }
+
+    /// Applies `change` to the knobs of the moment, and swaps the result in only if nothing
+    /// changed them meanwhile, so that two changes at once (the admin API, a timeline) cannot
+    /// undo each other. Returns the knobs before and after, with what `change` returned beside
+    /// them; or why not, and nothing changed.
+    pub fn change_knobs<T>(
+        &self,
+        change: impl Fn(&Knobs) -> Result<(Knobs, T), String>,
+    ) -> Result<(Arc<Knobs>, Knobs, T), String> {
+        let mut outcome = None;
+        self.knobs.rcu(|current| match change(current) {
+            Ok((after, extra)) => {
+                let swapped = Arc::new(after.clone());
+                outcome = Some(Ok((current.clone(), after, extra)));
+                swapped
+            }
+            Err(e) => {
+                outcome = Some(Err(e));
+                current.clone()
+            }
+        });
+        outcome.expect("rcu runs its closure")
     }
 
     /// Whether `/readyz` says ready, the service not draining: the not_ready fault is off.

@@ -105,21 +105,9 @@ impl Player {
         match event {
             Event::Begin(i) => {
                 let step = &self.timeline.steps[i];
-                let mut outcome = None;
-                behaviour
-                    .knobs
-                    .rcu(|k| match timeline::begin(k, step, &limits) {
-                        Ok((after, previous)) => {
-                            outcome = Some(Ok((after.differences(k), previous)));
-                            Arc::new(after)
-                        }
-                        Err(e) => {
-                            outcome = Some(Err(e));
-                            k.clone()
-                        }
-                    });
-                match outcome.expect("rcu runs its closure") {
-                    Ok((changes, previous)) => {
+                match behaviour.change_knobs(|k| timeline::begin(k, step, &limits)) {
+                    Ok((before, after, previous)) => {
+                        let changes = after.differences(&before);
                         info!(
                             timeline = self.timeline.name,
                             step = i + 1,
@@ -152,19 +140,12 @@ impl Player {
                     return;
                 };
                 let step = &self.timeline.steps[i];
-                let mut changes = String::new();
-                behaviour.knobs.rcu(
-                    |k| match timeline::end(k, step, &playing.previous, &limits) {
-                        Ok(after) => {
-                            changes = after.differences(k);
-                            Arc::new(after)
-                        }
-                        Err(e) => {
-                            changes = format!("none: {e}");
-                            k.clone()
-                        }
-                    },
-                );
+                let changes = behaviour
+                    .change_knobs(|k| Ok((timeline::end(k, step, &playing.previous, &limits)?, ())))
+                    .map_or_else(
+                        |e| format!("none: {e}"),
+                        |(before, after, ())| after.differences(&before),
+                    );
                 info!(
                     timeline = self.timeline.name,
                     step = i + 1,

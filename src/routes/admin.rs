@@ -3,11 +3,10 @@
 //! `GET /admin/knobs` shows them; `PUT /admin/knobs` with a JSON object of any of them
 //! (`{"error_rate": 0.9}`) changes those and answers with all of them; `DELETE
 //! /admin/knobs/{name}` clears one (a fault's knob off, another back as it was at start),
-//! `DELETE /admin/knobs` all of them;
-//! `POST /admin/reset-counters` sets every counter back to zero; `GET /admin/incidents` says
-//! what the incident timeline plays.
-//! Off unless a token is configured; every request must carry it (`Authorization: Bearer
-//! TOKEN`). Every change is logged, with what it changed.
+//! `DELETE /admin/knobs` all of them. `POST /admin/reset-counters` sets every counter back to
+//! zero; `GET /admin/incidents` says what the incident timeline plays. Off unless a token is
+//! configured; every request must carry it (`Authorization: Bearer TOKEN`). Every change is
+//! logged, with what it changed.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -109,23 +108,14 @@ pub(crate) async fn reset_all(State(state): State<AppState>) -> Response {
     apply(&state, |_| Ok(cleared.clone()))
 }
 
-/// Applies `new` to the knobs of the moment, and swaps the result in only if nothing changed
-/// them meanwhile, so that two changes at once cannot undo each other: 200 with the knobs now,
-/// or 400 with the reason, and nothing changed.
+/// Applies `new` to the knobs of the moment ([`crate::behaviour::Behaviour::change_knobs`]):
+/// 200 with the knobs now, or 400 with the reason, and nothing changed.
 fn apply(state: &AppState, new: impl Fn(&Knobs) -> Result<Knobs, String>) -> Response {
-    let mut outcome = None;
-    state.behaviour.knobs.rcu(|current| match new(current) {
-        Ok(knobs) => {
-            outcome = Some(Ok((current.clone(), knobs.clone())));
-            std::sync::Arc::new(knobs)
-        }
-        Err(e) => {
-            outcome = Some(Err(e));
-            current.clone()
-        }
-    });
-    match outcome.expect("rcu runs its closure") {
-        Ok((before, after)) => {
+    match state
+        .behaviour
+        .change_knobs(|current| Ok((new(current)?, ())))
+    {
+        Ok((before, after, ())) => {
             info!(changes = %after.differences(&before), "knobs changed");
             Json(View::from(&after)).into_response()
         }
