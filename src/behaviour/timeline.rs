@@ -86,13 +86,23 @@ impl Timeline {
 
     /// Parses a timeline's text; `name` is what it is called.
     pub fn parse(name: &str, text: &str, start: &Knobs, limits: &Limits) -> Result<Self, String> {
-        let file: File = toml::from_str(text).map_err(|e| {
-            // toml's message spans lines (a snippet of the file); one line is enough here.
-            e.message().to_owned()
-                + &e.span()
-                    .map(|s| format!(" (at byte {})", s.start))
-                    .unwrap_or_default()
-        })?;
+        let file: File = toml::from_str(text).map_err(|e| one_line(&e))?;
+        Self::from_file(name, file, start, limits)
+    }
+
+    /// A timeline from the fields of a TOML table (a scenario's file has a timeline's fields
+    /// among its own), checked as [`Timeline::parse`] does.
+    pub fn from_table(
+        name: &str,
+        table: toml::Table,
+        start: &Knobs,
+        limits: &Limits,
+    ) -> Result<Self, String> {
+        let file: File = table.try_into().map_err(|e| one_line(&e))?;
+        Self::from_file(name, file, start, limits)
+    }
+
+    fn from_file(name: &str, file: File, start: &Knobs, limits: &Limits) -> Result<Self, String> {
         let duration = |what: String, text: &str| {
             crate::config::duration(text).map_err(|e| format!("{what}: {e}"))
         };
@@ -151,6 +161,14 @@ impl Timeline {
             steps,
         })
     }
+}
+
+/// A TOML error on one line: toml's message spans lines (a snippet of the file).
+fn one_line(e: &toml::de::Error) -> String {
+    e.message().to_owned()
+        + &e.span()
+            .map(|s| format!(" (at byte {})", s.start))
+            .unwrap_or_default()
 }
 
 /// Applies a step's knobs to `knobs`: the knobs after, and the values they had before (to
