@@ -19,18 +19,24 @@ RUN mkdir src \
  && cargo build --release --locked \
  && rm -rf src
 
-# Then the service itself. Touching main.rs and lib.rs makes cargo rebuild them over the
-# placeholders, whose timestamps may be newer than the copied files'.
+# Then the service itself, with the game-day scenarios it ships (compiled in). Touching main.rs
+# and lib.rs makes cargo rebuild them over the placeholders, whose timestamps may be newer
+# than the copied files'.
 COPY src ./src
+COPY scenarios ./scenarios
 RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked \
- && cp target/release/demo-service /demo-service
+ && cp target/release/demo-service /demo-service \
+ && mkdir /drill
 
 # --- run ----------------------------------------------------------------------------------
 # glibc and libgcc, CA certificates, a `nonroot` user (65532), and nothing else: no shell, no
 # package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /demo-service /usr/local/bin/demo-service
+# Where `scenario drill` and its `answer` meet under compose (the gameday service mounts a
+# volume here, which takes this directory's owner the first time): the nonroot user's.
+COPY --from=build --chown=65532:65532 /drill /var/lib/demo-service
 USER nonroot
 # 5000: the app (/, /simulate_error, /metrics). 8000: the metrics listener Prometheus scrapes.
 EXPOSE 5000 8000

@@ -39,6 +39,118 @@ pub enum Command {
     Load(LoadArgs),
     /// Receive Alertmanager's webhook notifications: log them, and show the latest.
     Receiver(ReceiverArgs),
+    /// Game days: break the service on purpose, and check that the monitoring noticed
+    /// (docs/game-days.md).
+    Scenario(ScenarioArgs),
+}
+
+/// `scenario`'s subcommands.
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
+    #[command(subcommand)]
+    pub command: ScenarioCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScenarioCommand {
+    /// Name the shipped scenarios: the fault each plays, the alerts it expects.
+    List,
+    /// Play a scenario against the running stack, and check which alerts fire, when, and
+    /// whether their notifications arrive. Exit 0 when every expectation held, 1 if not.
+    Run(ScenarioRunArgs),
+    /// A drill: play one shipped fault, picked at random, without saying which, until it is
+    /// named (`answer`) or given up (`reveal`); then put the stack back as it was.
+    Drill(DrillArgs),
+    /// Name the knob (or the stopped part) that the drill turned: right or wrong.
+    Answer(AnswerArgs),
+    /// Say what the drill plays, and end it.
+    Reveal(DrillStateArgs),
+}
+
+/// Where a drill keeps what `answer` and `reveal` need.
+#[derive(Debug, Args)]
+pub struct DrillStateArgs {
+    /// The drill's state file [default: demo-service-drill.json in the temporary directory].
+    #[arg(long, env = "DEMO_SERVICE_DRILL_STATE")]
+    pub state: Option<std::path::PathBuf>,
+}
+
+/// A drill.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Pick the same fault again: a class can get one drill each, an instructor can know it.
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// The drill ends by itself, and says what it was, after this long.
+    #[arg(long, default_value = "30m", value_parser = positive_duration)]
+    pub limit: Duration,
+
+    #[command(flatten)]
+    pub state: DrillStateArgs,
+
+    #[command(flatten)]
+    pub stack: ScenarioStackArgs,
+}
+
+/// An answer to the drill.
+#[derive(Debug, Args)]
+pub struct AnswerArgs {
+    /// A knob of the admin API (error_rate, not_ready, ...), a fault (dependency), or a
+    /// stopped part (app, load).
+    pub knob: String,
+
+    #[command(flatten)]
+    pub state: DrillStateArgs,
+}
+
+/// What `scenario run` plays, and where.
+#[derive(Debug, Args)]
+pub struct ScenarioRunArgs {
+    /// A shipped scenario's name (`demo-service scenario list`) or a scenario's file.
+    pub scenario: String,
+
+    /// The result's format, on stdout (progress goes to stderr).
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    #[command(flatten)]
+    pub stack: ScenarioStackArgs,
+}
+
+/// Where the stack a scenario plays against answers. Unset, each is found as the docs find
+/// it: .env's BIND_ADDRESS and the stack's ports; the token in .env (compose) or in
+/// target/stack/admin-token (scripts/stack).
+#[derive(Clone, Debug, Args)]
+pub struct ScenarioStackArgs {
+    /// Which stack [default: native while scripts/stack runs here, else compose].
+    #[arg(long, env = "DEMO_SERVICE_SCENARIO_STACK", value_enum)]
+    pub stack: Option<crate::scenario::StackKind>,
+
+    /// Prometheus' base URL [default: http://BIND_ADDRESS:9090].
+    #[arg(long, env = "DEMO_SERVICE_SCENARIO_PROMETHEUS", value_parser = base_url)]
+    pub prometheus: Option<String>,
+
+    /// The alert receiver's base URL [default: http://BIND_ADDRESS:9095].
+    #[arg(long, env = "DEMO_SERVICE_SCENARIO_RECEIVER", value_parser = base_url)]
+    pub receiver: Option<String>,
+
+    /// The service's metrics listener, where its admin API is [default: http://BIND_ADDRESS:8000].
+    #[arg(long, env = "DEMO_SERVICE_SCENARIO_ADMIN", value_parser = base_url)]
+    pub admin: Option<String>,
+
+    /// The admin API's token [default: from .env, or target/stack/admin-token].
+    #[arg(long, env = "DEMO_SERVICE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+/// A base URL, `http://HOST:PORT`.
+fn base_url(s: &str) -> Result<String, String> {
+    let uri: hyper::Uri = s.parse().map_err(|e| format!("{s:?} is not a URL ({e})"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none_or(|a| a.host().is_empty()) {
+        return Err(format!("{s:?}: expected http://HOST:PORT"));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
 }
 
 /// Where the alert receiver listens.

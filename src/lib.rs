@@ -16,6 +16,8 @@ pub mod metrics;
 pub mod receiver;
 /// The app and metrics routers.
 pub mod routes;
+/// `demo-service scenario`: game days, played and checked.
+pub mod scenario;
 /// Binding, serving, draining.
 pub mod server;
 /// SIGTERM and SIGINT, as a stream.

@@ -2,8 +2,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use demo_service::config::{self, Cli, Command, Output};
+use demo_service::config::{self, Cli, Command, Output, ScenarioCommand};
 use demo_service::load::{self, Progress};
+use demo_service::scenario::{self, Scenario};
 use demo_service::server::Server;
 use demo_service::signals::Signals;
 use demo_service::{healthcheck, receiver, telemetry};
@@ -62,6 +63,91 @@ fn main() -> ExitCode {
                 runtime.block_on(async { receiver::serve(&args, Signals::os()?).await })
             }))
         }
+        Command::Scenario(args) => match args.command {
+            ScenarioCommand::List => {
+                for scenario in Scenario::shipped() {
+                    println!("{}", scenario.line());
+                }
+                ExitCode::SUCCESS
+            }
+            ScenarioCommand::Drill(args) => {
+                let state = args
+                    .state
+                    .state
+                    .clone()
+                    .unwrap_or_else(scenario::drill::default_state);
+                let runtime = Builder::new_current_thread().enable_all().build();
+                report(runtime.map_err(anyhow::Error::from).and_then(|runtime| {
+                    runtime.block_on(async {
+                        let dir = std::env::current_dir()?;
+                        let stack = scenario::stack::Stack::find(&args.stack, &dir)?;
+                        let mut say = |line: String| eprintln!("{line}");
+                        let summary = scenario::drill::drill(
+                            &stack,
+                            args.seed,
+                            args.limit,
+                            &state,
+                            Signals::os()?,
+                            &mut say,
+                        )
+                        .await?;
+                        print!("{summary}");
+                        Ok(())
+                    })
+                }))
+            }
+            ScenarioCommand::Answer(args) => {
+                let state = args
+                    .state
+                    .state
+                    .unwrap_or_else(scenario::drill::default_state);
+                report(scenario::drill::answer(&state, &args.knob).map(|line| println!("{line}")))
+            }
+            ScenarioCommand::Reveal(args) => {
+                let state = args.state.unwrap_or_else(scenario::drill::default_state);
+                report(scenario::drill::reveal(&state).map(|line| println!("{line}")))
+            }
+            ScenarioCommand::Run(args) => {
+                let scenario = match Scenario::find(&args.scenario) {
+                    Ok(scenario) => scenario,
+                    Err(e) => return usage_error(&format!("error: {e}")),
+                };
+                let runtime = Builder::new_current_thread().enable_all().build();
+                let outcome = runtime.map_err(anyhow::Error::from).and_then(|runtime| {
+                    runtime.block_on(async {
+                        let dir = std::env::current_dir()?;
+                        let stack = scenario::stack::Stack::find(&args.stack, &dir)?;
+                        eprintln!(
+                            "scenario {} on the {} stack (Prometheus {}): {}",
+                            scenario.name,
+                            stack.kind,
+                            stack.prometheus,
+                            scenario.fault()
+                        );
+                        let mut progress = |line: String| eprintln!("{line}");
+                        scenario::run::run(&scenario, &stack, Signals::os()?, &mut progress).await
+                    })
+                });
+                let outcome = match outcome {
+                    Ok(outcome) => outcome.settle(),
+                    Err(e) => return report(Err(e)),
+                };
+                match args.output {
+                    Output::Text => print!("{}", outcome.to_text()),
+                    Output::Json => match serde_json::to_string_pretty(&outcome) {
+                        Ok(json) => println!("{json}"),
+                        Err(e) => return report(Err(e.into())),
+                    },
+                }
+                match outcome.reason() {
+                    None => ExitCode::SUCCESS,
+                    Some(reason) => {
+                        eprintln!("error: {reason}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+        },
         Command::Load(args) => {
             let plan = match args.plan() {
                 Ok(plan) => plan,

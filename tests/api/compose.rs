@@ -25,7 +25,9 @@ const SERVICES: [&str; 4] = ["app", "prometheus", "alertmanager", "receiver"];
 
 /// `docker compose` on the project's file, with a project name, an env file and a published
 /// address of its own. Takes the whole project down, volumes included, when dropped.
-struct Compose {
+pub struct Compose {
+    project: String,
+    addr: String,
     env_file: tempfile::NamedTempFile,
     report: String,
     started: Instant,
@@ -33,7 +35,14 @@ struct Compose {
 
 impl Compose {
     fn new(env: &str) -> Compose {
+        Self::named(PROJECT, ADDR, env)
+    }
+
+    /// A project of its own, published on `addr`, with `env` as its .env.
+    pub fn named(project: &str, addr: &str, env: &str) -> Compose {
         let compose = Compose {
+            project: project.to_owned(),
+            addr: addr.to_owned(),
             env_file: env_file(env),
             report: String::new(),
             started: Instant::now(),
@@ -47,7 +56,7 @@ impl Compose {
         let mut command = Command::new("docker");
         command
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["compose", "--project-name", PROJECT, "--env-file"])
+            .args(["compose", "--project-name", &self.project, "--env-file"])
             .arg(self.env_file.path())
             .args(args)
             // Only what the test sets: a developer's exports must not count.
@@ -57,12 +66,16 @@ impl Compose {
                 "HOME",
                 std::env::var_os("HOME").unwrap_or_else(|| "/".into()),
             )
-            .env("BIND_ADDRESS", ADDR);
+            .env("BIND_ADDRESS", &self.addr);
         command
     }
 
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
     /// Runs `docker compose ARGS`; fails the test unless it succeeds. Returns its stdout.
-    fn run(&self, args: &[&str]) -> String {
+    pub fn run(&self, args: &[&str]) -> String {
         stdout_of(&mut self.command(args))
     }
 
@@ -102,9 +115,9 @@ impl Compose {
         self.run(&args).lines().map(str::to_owned).collect()
     }
 
-    fn say(&mut self, line: &str) {
+    pub fn say(&mut self, line: &str) {
         let line = format!("[{:>4} s] {line}", self.started.elapsed().as_secs());
-        eprintln!("compose test: {line}");
+        eprintln!("{}: {line}", self.project);
         self.report.push_str(&line);
         self.report.push('\n');
     }
@@ -120,7 +133,12 @@ impl Drop for Compose {
                 .status();
         }
         self.down(true);
-        write_report("compose.txt", &self.report);
+        let name = if self.project == PROJECT {
+            "compose.txt".to_owned()
+        } else {
+            format!("{}.txt", self.project)
+        };
+        write_report(&name, &self.report);
     }
 }
 
@@ -143,7 +161,7 @@ fn prometheus() -> String {
 }
 
 /// Polls `check` every half second until it returns `Some`; fails with `what` after `within`.
-async fn poll<T, F: Future<Output = Option<T>>>(
+pub async fn poll<T, F: Future<Output = Option<T>>>(
     what: &str,
     within: Duration,
     mut check: impl FnMut() -> F,

@@ -5,6 +5,7 @@ mod alerts;
 mod behaviour;
 mod compose;
 mod faults;
+mod gamedays;
 mod helpers;
 mod incidents;
 mod kubernetes;

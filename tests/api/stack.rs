@@ -555,6 +555,7 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
         [
             "alertmanager",
             "app",
+            "gameday",
             "grafana",
             "loadgen",
             "prometheus",
@@ -564,8 +565,8 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
     );
 
     for (name, service) in services {
-        if name == "loadgen" {
-            // It serves nothing to check.
+        if name == "loadgen" || name == "gameday" {
+            // They serve nothing to check.
             assert_eq!(service["healthcheck"]["disable"], true);
         } else {
             assert!(
@@ -573,7 +574,16 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
                 "{name}: no healthcheck"
             );
         }
-        assert_eq!(service["restart"], "unless-stopped", "{name}");
+        if name == "gameday" {
+            // A tool run once (`docker compose run --rm gameday ...`), in a profile of its own.
+            assert_eq!(service["profiles"], serde_json::json!(["tools"]), "{name}");
+            assert!(
+                service["restart"].is_null(),
+                "{name}: a one-shot tool restarts not"
+            );
+        } else {
+            assert_eq!(service["restart"], "unless-stopped", "{name}");
+        }
         assert_eq!(
             service["read_only"], true,
             "{name}: root filesystem not read-only"
@@ -676,7 +686,12 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
         .keys()
         .cloned()
         .collect();
-    let expected = ["alertmanager_data", "grafana_data", "prometheus_data"];
+    let expected = [
+        "alertmanager_data",
+        "gameday_state",
+        "grafana_data",
+        "prometheus_data",
+    ];
     assert_eq!(volumes, expected.map(str::to_owned).into());
     let command = services["prometheus"]["command"].as_array().unwrap();
     // Prometheus' admin API (deleting series) and lifecycle API (reload, quit) stay off.
