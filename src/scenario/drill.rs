@@ -196,6 +196,9 @@ pub async fn drill(
             state.pid
         );
     }
+    // Every drill turns knobs (it hides the giveaway family at least): the admin API first,
+    // so that a missing token is said once, not once per fault.
+    stack.knobs().await?;
     let mut pool = candidates(stack);
     let mut rng = match seed {
         Some(seed) => rand::rngs::StdRng::seed_from_u64(seed),
@@ -214,7 +217,10 @@ pub async fn drill(
         let scenario = held(picked.clone(), limit);
         match super::run::prepare_for(&scenario, stack).await {
             Ok(()) => break (picked, scenario),
-            Err(e) => passed_over.push(format!("{e:#}")),
+            Err(e) => {
+                let reason = format!("{}: {e:#}", picked.name);
+                passed_over.push(reason);
+            }
         }
     };
     let began = SystemTime::now();

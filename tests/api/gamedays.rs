@@ -142,6 +142,24 @@ impl GameStack {
     }
 }
 
+/// The flags that say where a stack is: `--stack`, every address, the token.
+fn stack_flags(stack: &str, prometheus: &str, receiver: &str, admin: &str) -> Vec<String> {
+    [
+        "--stack",
+        stack,
+        "--prometheus",
+        prometheus,
+        "--receiver",
+        receiver,
+        "--admin",
+        admin,
+        "--admin-token",
+        TOKEN,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// `demo-service scenario run SCENARIO --stack STACK`, every address and the token given, in
 /// `dir`.
 fn scenario_run(
@@ -156,16 +174,8 @@ fn scenario_run(
     command
         .current_dir(dir)
         .env_remove("DEMO_SERVICE_ADMIN_TOKEN")
-        .args(["scenario", "run", scenario, "--stack", stack])
-        .args([
-            "--prometheus",
-            prometheus,
-            "--receiver",
-            receiver,
-            "--admin",
-            admin,
-        ])
-        .args(["--admin-token", TOKEN]);
+        .args(["scenario", "run", scenario])
+        .args(stack_flags(stack, prometheus, receiver, admin));
     command
 }
 
@@ -346,6 +356,115 @@ async fn tight_bound_and_sigint() -> (String, String) {
     (tight_line, sigint_line)
 }
 
+/// A drill, seeded: a wrong answer says so, the right one ends it, the knobs are back, and the
+/// summary says what it was and how long the diagnosis took.
+async fn drill() -> String {
+    let stack = GameStack::start(|c| c, None).await;
+    stack.warm().await;
+    let state = stack.dir.path().join("drill.json");
+    let mut drill = Command::new(BIN);
+    drill
+        .current_dir(stack.dir.path())
+        .env_remove("DEMO_SERVICE_ADMIN_TOKEN")
+        .args([
+            "scenario",
+            "drill",
+            "--seed",
+            "7",
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .args(stack_flags(
+            "native",
+            &format!("http://{}", stack.prometheus.addr),
+            &stack.receiver,
+            &stack.service.metrics_url(""),
+        ));
+    let child = drill
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let answer = |knob: &str| {
+        let out = Command::new(BIN)
+            .args([
+                "scenario",
+                "answer",
+                knob,
+                "--state",
+                state.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    // The drill plays once its state is written and a knob has moved.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let before = default_knobs();
+    loop {
+        let knobs = stack.knobs().await;
+        if state.exists() && knobs != before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no drill began within 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let knobs = stack.knobs().await;
+    assert_eq!(
+        knobs["hide_family"], "demo_service_fault_active",
+        "the giveaway hidden"
+    );
+    let turned: Vec<String> = knobs
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, v)| before[k.as_str()] != **v && *k != "hide_family")
+        .map(|(k, _)| k.clone())
+        .collect();
+    let wrong = if turned.contains(&"error_rate".to_owned()) {
+        "cpu_burn"
+    } else {
+        "error_rate"
+    };
+    let (code, said) = answer(wrong);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.starts_with(&format!("wrong: not {wrong}")), "{said}");
+    let right = turned.first().cloned().unwrap_or_else(|| "load".to_owned());
+    let (code, said) = answer(&right);
+    assert!(
+        said.starts_with(&format!("right: {right}")),
+        "{code:?} {said}"
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{summary}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        summary.contains(&format!("Diagnosed: {right} after")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("1 wrong guess(es): {wrong}")),
+        "{summary}"
+    );
+    assert_eq!(
+        stack.knobs().await,
+        default_knobs(),
+        "the knobs are back after the drill"
+    );
+    assert!(!state.exists(), "the drill's state is gone");
+    format!("{said}\n{summary}")
+}
+
 /// A shipped scenario's text.
 struct Scenario;
 
@@ -364,18 +483,19 @@ impl Scenario {
 #[ignore = "real intervals, 12 minutes: scripts/test runs it beside the other tests"]
 async fn game_days_on_the_native_stack() {
     let started = Instant::now();
-    let (error_ratio, target_down, not_ready, renamed, dropped, (tight, sigint)) = tokio::join!(
+    let (error_ratio, target_down, not_ready, renamed, dropped, (tight, sigint), drilled) = tokio::join!(
         passes("error-ratio"),
         passes("target-down"),
         passes("not-ready"),
         renamed_alert(),
         dropped_notification(),
         tight_bound_and_sigint(),
+        drill(),
     );
     write_report(
         "game-days-native",
         &format!(
-            "Game days on stacks of the native stack's configuration, real intervals, all at once ({}s in all):\n\n{error_ratio}\n{target_down}\n{not_ready}\nPlanted faults, each a failed run with its reason:\n  renamed alert:        {renamed}\n  dropped notification: {dropped}\n  bound too tight:      {tight}\n  SIGINT mid-run:       {sigint}\n  (after each failed run and after the SIGINT: the knobs back as they were)\n",
+            "Game days on stacks of the native stack's configuration, real intervals, all at once ({}s in all):\n\n{error_ratio}\n{target_down}\n{not_ready}\nPlanted faults, each a failed run with its reason:\n  renamed alert:        {renamed}\n  dropped notification: {dropped}\n  bound too tight:      {tight}\n  SIGINT mid-run:       {sigint}\n  (after each failed run and after the SIGINT: the knobs back as they were)\n\nA drill (--seed 7), answered wrong, then right:\n{drilled}",
             started.elapsed().as_secs()
         ),
     );
@@ -435,7 +555,53 @@ async fn passes_on_compose(name: &str, addr: &str) -> String {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    format!("{table}(the run took {}s)\n", started.elapsed().as_secs())
+    let mut report = format!("{table}(the run took {}s)\n", started.elapsed().as_secs());
+    if name == "prometheus-killed" {
+        report.push_str(&after_the_kill(&compose, &base(9090)).await);
+    }
+    report
+}
+
+/// After Prometheus was killed: the restart policy brought it back, its history from before
+/// the kill is there, and it kept the alert's `for` state in ALERTS_FOR_STATE.
+async fn after_the_kill(compose: &crate::compose::Compose, prometheus: &str) -> String {
+    let id = compose.run(&["ps", "--quiet", "prometheus"]);
+    let restarts = crate::helpers::stdout_of(Command::new("docker").args([
+        "inspect",
+        "--format",
+        "{{.RestartCount}}",
+        id.trim(),
+    ]));
+    assert_eq!(restarts.trim(), "1", "restarted once, by its policy");
+    // The run began about 8 minutes ago, with the stack scraped for a minute before it.
+    let scrapes = query(
+        prometheus,
+        r#"count_over_time(up{job="flask_app"}[9m])"#,
+        None,
+    )
+    .await;
+    let scrapes = scrapes
+        .first()
+        .and_then(|s| s["value"][1].as_str()?.parse::<f64>().ok())
+        .unwrap_or_default();
+    assert!(
+        scrapes >= 30.0,
+        "history lost in the kill: {scrapes} scrapes of the app in 9m"
+    );
+    let for_state = query(
+        prometheus,
+        r#"count_over_time(ALERTS_FOR_STATE{alertname="DemoServiceNotReady"}[9m])"#,
+        None,
+    )
+    .await;
+    assert!(
+        !for_state.is_empty(),
+        "no ALERTS_FOR_STATE of DemoServiceNotReady"
+    );
+    format!(
+        "after the kill: Prometheus restarted {} time(s) by its restart policy; {scrapes} scrapes of the app in the last 9 minutes (36 at 15 s), the history from before the kill kept; ALERTS_FOR_STATE of DemoServiceNotReady kept\n",
+        restarts.trim()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

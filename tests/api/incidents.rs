@@ -44,6 +44,82 @@ for path in sys.argv[2:]:
     )
 }
 
+/// Validates each scenario against scenarios/scenario.schema.json, which takes its knobs and
+/// durations from the timeline's schema; returns the files that fail, with why.
+fn scenario_schema_faults(files: &[std::path::PathBuf]) -> String {
+    let script = r#"
+import json, pathlib, sys, tomllib, jsonschema, referencing
+timeline = json.load(open(sys.argv[1]))
+scenario = json.load(open(sys.argv[2]))
+registry = referencing.Registry().with_resources([
+    (timeline["$id"], referencing.Resource.from_contents(timeline)),
+    (scenario["$id"], referencing.Resource.from_contents(scenario)),
+])
+jsonschema.Draft202012Validator.check_schema(scenario)
+validator = jsonschema.Draft202012Validator(scenario, registry=registry)
+for path in sys.argv[3:]:
+    with open(path, "rb") as f:
+        for e in validator.iter_errors(tomllib.load(f)):
+            print(f"{path}: {'/'.join(map(str, e.path))}: {e.message}")
+"#;
+    stdout_of(
+        std::process::Command::new(tools_python())
+            .args(["-c", script])
+            .arg(Path::new(ROOT).join("incidents/timeline.schema.json"))
+            .arg(Path::new(ROOT).join("scenarios/scenario.schema.json"))
+            .args(files),
+    )
+}
+
+#[test]
+fn the_shipped_scenarios_match_their_schema_and_the_schema_refuses_what_the_parser_does() {
+    let mut files: Vec<_> = std::fs::read_dir(Path::new(ROOT).join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 13, "{files:?}");
+    assert_eq!(scenario_schema_faults(&files), "");
+    // What the parser refuses, the schema refuses too.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = [
+        (
+            "no-for",
+            "description = \"d\"\n[[step]]\nat = \"0s\"\nset = { error_rate = 1.0 }\n[[expect]]\nalert = \"A\"\nfiring = \"1m\"\nresolved = \"1m\"\n",
+        ),
+        (
+            "no-expect",
+            "description = \"d\"\n[[stop]]\nservice = \"app\"\nat = \"0s\"\nfor = \"1m\"\n",
+        ),
+        (
+            "bad-part",
+            "description = \"d\"\n[[kill]]\nservice = \"grafana\"\nat = \"0s\"\n[[expect]]\nalert = \"A\"\nfiring = \"1m\"\nresolved = \"1m\"\n",
+        ),
+        (
+            "bad-knob",
+            "description = \"d\"\n[[step]]\nat = \"0s\"\nfor = \"1m\"\nset = { colour = 1 }\n[[expect]]\nalert = \"A\"\nfiring = \"1m\"\nresolved = \"1m\"\n",
+        ),
+    ];
+    let mut paths = Vec::new();
+    for (name, text) in bad {
+        assert!(
+            demo_service::scenario::Scenario::parse(name, text).is_err(),
+            "{name}: the parser takes it"
+        );
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        paths.push(path);
+    }
+    let faults = scenario_schema_faults(&paths);
+    for (name, _) in bad {
+        assert!(
+            faults.contains(&format!("{name}.toml")),
+            "{name}: the schema takes it:\n{faults}"
+        );
+    }
+}
+
 #[test]
 fn the_shipped_timelines_read_and_match_their_schema() {
     let files = shipped();
