@@ -81,13 +81,13 @@ fn main() -> ExitCode {
                     runtime.block_on(async {
                         let dir = std::env::current_dir()?;
                         let stack = scenario::stack::Stack::find(&args.stack, &dir)?;
-                        let mut say = |line: String| eprintln!("{line}");
+                        let mut say = |line: String| say(&line);
                         let summary = scenario::drill::drill(
                             &stack,
                             args.seed,
                             args.limit,
                             &state,
-                            Signals::os()?,
+                            Signals::os_and_hangup()?,
                             &mut say,
                         )
                         .await?;
@@ -124,8 +124,9 @@ fn main() -> ExitCode {
                             stack.prometheus,
                             scenario.fault()
                         );
-                        let mut progress = |line: String| eprintln!("{line}");
-                        scenario::run::run(&scenario, &stack, Signals::os()?, &mut progress).await
+                        let mut progress = |line: String| say(&line);
+                        let signals = Signals::os_and_hangup()?;
+                        scenario::run::run(&scenario, &stack, signals, &mut progress).await
                     })
                 });
                 let outcome = match outcome {
@@ -177,6 +178,13 @@ fn main() -> ExitCode {
             }))
         }
     }
+}
+
+/// A line on stderr, even when stderr is gone (a closed pipe, a closed terminal): a game day
+/// that has broken the service must go on to put it back, not panic.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// A bad command line or configuration: one line, exit code 2.

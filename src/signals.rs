@@ -11,7 +11,32 @@ pub struct Signals(mpsc::Receiver<&'static str>);
 impl Signals {
     /// SIGTERM and SIGINT (Ctrl-C), each time they arrive.
     pub fn os() -> anyhow::Result<Self> {
+        Self::os_with(false)
+    }
+
+    /// SIGTERM, SIGINT and SIGHUP (the terminal closed, the SSH session lost): for a command
+    /// that must clean up before it goes, such as a game day that has broken the service.
+    pub fn os_and_hangup() -> anyhow::Result<Self> {
+        Self::os_with(true)
+    }
+
+    fn os_with(hangup: bool) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(4);
+        #[cfg(unix)]
+        if hangup {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    if tx.send("SIGHUP").await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        #[cfg(not(unix))]
+        let _ = hangup;
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -44,6 +69,11 @@ impl Signals {
     pub fn channel() -> (mpsc::Sender<&'static str>, Self) {
         let (tx, rx) = mpsc::channel(4);
         (tx, Self(rx))
+    }
+
+    /// A signal that has arrived already, if any: without waiting.
+    pub(crate) fn try_next(&mut self) -> Option<&'static str> {
+        self.0.try_recv().ok()
     }
 
     /// The next signal; never returns if the senders are gone.

@@ -144,7 +144,12 @@ fn read(path: &Path) -> anyhow::Result<Option<State>> {
 }
 
 fn write(path: &Path, state: &State) -> anyhow::Result<()> {
-    let new = path.with_extension("json.new");
+    // A name of its own: `answer` and `reveal` may write at once.
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    let new = path.with_extension(format!("{}.{nanos}.new", std::process::id()));
     std::fs::write(&new, serde_json::to_vec_pretty(state)?)
         .and_then(|()| std::fs::rename(&new, path))
         .with_context(|| format!("cannot write {}", path.display()))
@@ -234,14 +239,14 @@ pub async fn drill(
             ended: None,
         },
     )?;
-    say(format!(
+    let announcement = format!(
         "A fault is on. Diagnose it with the dashboard, Prometheus' alerts and queries, and the logs;\n\
-         then name the knob you would turn back: `demo-service scenario answer KNOB` (the knobs:\n\
-         GET /admin/knobs lists them, docs/faults.md explains them; a stopped part: app, load).\n\
-         `demo-service scenario reveal` gives up. It ends by itself after {}.",
+         then name the knob you would turn back, in another terminal:\n\
+         \x20 demo-service scenario answer KNOB    (compose: docker compose run --rm gameday answer KNOB)\n\
+         (docs/faults.md names the knobs; a stopped part is app or load). `scenario reveal` gives\n\
+         up. It ends by itself after {}.",
         short(limit)
-    ));
-
+    );
     // The answer, the reveal and the time limit reach the run as signals, beside Ctrl-C.
     let (tx, run_signals) = Signals::channel();
     let watch_path = state_path.to_owned();
@@ -250,7 +255,11 @@ pub async fn drill(
         let end = tokio::time::Instant::now() + limit;
         loop {
             tokio::select! {
-                signal = os.next() => { let _ = tx.send(signal).await; }
+                signal = os.next() => {
+                    // The drill ends: no more heartbeat, so that a late answer is told so.
+                    let _ = tx.send(signal).await;
+                    break;
+                }
                 () = tokio::time::sleep_until(end) => {
                     let _ = tx.send("the time limit").await;
                     break;
@@ -267,12 +276,19 @@ pub async fn drill(
             }
         }
     });
-    let mut quiet = |_line: String| {};
-    let outcome = super::run::run(&held_scenario, stack, run_signals, &mut quiet).await?;
+    // The run's lines would name the fault: the learner gets one line, once it is on.
+    let mut announced = false;
+    let mut quiet = |line: String| {
+        if !announced && line.starts_with('[') {
+            announced = true;
+            say(announcement.clone());
+        }
+    };
+    let outcome = super::run::run(&held_scenario, stack, run_signals, &mut quiet).await;
     forward.abort();
-    let state = read(state_path)?;
+    let state = read(state_path);
     let _ = std::fs::remove_file(state_path);
-    Ok(summary(&scenario, &outcome, state, began))
+    Ok(summary(&scenario, &outcome?, state?, began))
 }
 
 /// What the drill was, how the diagnosis went, and what the monitoring saw.
@@ -317,6 +333,18 @@ fn summary(
             wrong.len(),
             wrong.join(", ")
         ));
+    }
+    if let Some(failure) = &outcome.failure {
+        let own = [
+            "the drill's end",
+            "the time limit",
+            "SIGINT",
+            "SIGTERM",
+            "SIGHUP",
+        ];
+        if !own.iter().any(|o| failure.starts_with(o)) {
+            out.push_str(&format!("The drill stopped: {failure}\n"));
+        }
     }
     out.push_str("What the monitoring saw, from when the fault began:\n");
     for r in &outcome.rows {

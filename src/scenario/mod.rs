@@ -223,6 +223,8 @@ pub struct Expect {
     pub firing: Duration,
     pub notified: Option<Duration>,
     pub resolved: Duration,
+    /// The most firing notifications of it that may reach the receiver (optional).
+    pub notifications: Option<u32>,
     /// Only on this stack; both when `None`.
     pub stack: Option<StackKind>,
 }
@@ -280,6 +282,7 @@ struct ExpectFile {
     firing: String,
     notified: Option<String>,
     resolved: String,
+    notifications: Option<u32>,
     stack: Option<StackKind>,
 }
 
@@ -402,6 +405,7 @@ impl Scenario {
                 });
             }
         }
+        check_overlaps(timeline.as_ref(), &stops)?;
         if timeline.is_none() && stops.is_empty() {
             return Err(
                 "no [[step]], [[stop]], [[kill]] or [[restart]]: a scenario breaks something"
@@ -431,6 +435,7 @@ impl Scenario {
                         .map(|n| duration(what("notified"), n))
                         .transpose()?,
                     resolved: duration(what("resolved"), &e.resolved)?,
+                    notifications: e.notifications,
                     stack: e.stack,
                 };
                 if expect.pending.is_some_and(|p| p > expect.firing) {
@@ -531,6 +536,56 @@ impl Scenario {
     }
 }
 
+/// A scenario's steps and stops must each last, and two that overlap must not turn the same
+/// knob or stop the same part: the first one's end would put back what the second one set.
+fn check_overlaps(timeline: Option<&Timeline>, stops: &[Stop]) -> Result<(), String> {
+    let steps = timeline.map(|t| &t.steps[..]).unwrap_or_default();
+    for (i, step) in steps.iter().enumerate() {
+        if step.lasts.is_some_and(|l| l.is_zero()) {
+            return Err(format!("step {}: `for` is 0s: a step lasts", i + 1));
+        }
+    }
+    for (i, stop) in stops.iter().enumerate() {
+        if stop.how == How::Stop(Duration::ZERO) {
+            return Err(format!("stop {}: `for` is 0s: a stop lasts", i + 1));
+        }
+    }
+    let span = |at: Duration, lasts: Duration| at..at + lasts;
+    let overlap = |a: &std::ops::Range<Duration>, b: &std::ops::Range<Duration>| {
+        a.start < b.end && b.start < a.end
+    };
+    for (i, a) in steps.iter().enumerate() {
+        for (j, b) in steps.iter().enumerate().skip(i + 1) {
+            let (ra, rb) = (
+                span(a.at, a.lasts.unwrap_or_default()),
+                span(b.at, b.lasts.unwrap_or_default()),
+            );
+            if let Some(knob) = a.set.keys().find(|k| b.set.contains_key(*k))
+                && overlap(&ra, &rb)
+            {
+                return Err(format!(
+                    "steps {} and {} both turn {knob} at once: make one end before the other begins",
+                    i + 1,
+                    j + 1
+                ));
+            }
+        }
+    }
+    for (i, a) in stops.iter().enumerate() {
+        for (j, b) in stops.iter().enumerate().skip(i + 1) {
+            if a.part == b.part && overlap(&span(a.at, a.lasts()), &span(b.at, b.lasts())) {
+                return Err(format!(
+                    "the {} is broken twice at once (by the {} and the {} of its kind): make one end before the other begins",
+                    a.part.name(),
+                    i + 1,
+                    j + 1
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A duration as the tables write it: `2m05s`, `45s`, `1h02m`.
 pub fn short(d: Duration) -> String {
     let s = d.as_secs();
@@ -602,6 +657,18 @@ stack = "compose"
                 "unknown field `colour`",
             ),
             ("description = \"x\"\n", "no [[step]], [[stop]]"),
+            (
+                "[[step]]\nat = \"0s\"\nfor = \"0s\"\nset = { error_rate = 1.0 }\n",
+                "`for` is 0s",
+            ),
+            (
+                "[[step]]\nat = \"0s\"\nfor = \"2m\"\nset = { error_rate = 1.0 }\n[[step]]\nat = \"1m\"\nfor = \"2m\"\nset = { error_rate = 0.5 }\n",
+                "steps 1 and 2 both turn error_rate at once",
+            ),
+            (
+                "[[stop]]\nservice = \"app\"\nat = \"0s\"\nfor = \"2m\"\n[[stop]]\nservice = \"app\"\nat = \"1m\"\nfor = \"2m\"\n",
+                "the app is broken twice at once",
+            ),
         ];
         let expect = "[[expect]]\nalert = \"A\"\nfiring = \"1m\"\nresolved = \"1m\"\n";
         for (text, reason) in cases {

@@ -32,6 +32,8 @@ pub struct Row {
     /// How many firing notifications of it reached the receiver since the fault began: one,
     /// unless something made Alertmanager send it again.
     pub notifications: u32,
+    /// The most there may be.
+    pub notifications_bound: Option<u32>,
 }
 
 impl Row {
@@ -47,6 +49,7 @@ impl Row {
             resolved: None,
             resolved_bound: e.resolved,
             notifications: 0,
+            notifications_bound: e.notifications,
         }
     }
 
@@ -61,6 +64,9 @@ impl Row {
             && within(self.firing, Some(self.firing_bound))
             && within(self.notified, self.notified_bound)
             && within(self.resolved, Some(self.resolved_bound))
+            && self
+                .notifications_bound
+                .is_none_or(|most| self.notifications <= most)
     }
 }
 
@@ -182,7 +188,21 @@ impl Outcome {
             out,
             "\npending, firing, notified: from when the fault began; *resolved: from when it was cleared"
         );
-        for r in self.rows.iter().filter(|r| r.notifications > 1) {
+        for r in self
+            .rows
+            .iter()
+            .filter(|r| r.notifications > 1 || r.notifications_bound.is_some())
+        {
+            if r.notifications <= 1 {
+                let _ = writeln!(
+                    out,
+                    "{} reached the receiver {} time(s) firing (at most {} expected)",
+                    r.alert,
+                    r.notifications,
+                    r.notifications_bound.unwrap_or(1)
+                );
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "{} reached the receiver {} times firing: Alertmanager sent it again",
@@ -239,6 +259,7 @@ mod tests {
             firing: Duration::from_secs(240),
             notified: Some(Duration::from_secs(285)),
             resolved: Duration::from_secs(330),
+            notifications: None,
             stack: None,
         })
     }

@@ -40,6 +40,9 @@ struct Undo {
     knobs: Option<serde_json::Map<String, Value>>,
     /// The parts it stopped and has not started again.
     stopped: Vec<Part>,
+    /// The parts it killed or restarted: started at the end if they are not running (a
+    /// restart policy that did not bring one back, a restart that did not start it).
+    jolted: Vec<Part>,
 }
 
 /// What is known of one expected alert.
@@ -47,6 +50,8 @@ struct Watch {
     row: Row,
     /// Its state in Prometheus at the last look: "pending", "firing" or "inactive".
     state: String,
+    /// Whether it went away after firing while the fault was still on.
+    gone: bool,
 }
 
 /// Plays `scenario` against `stack`; `progress` gets a line per event. An error is a stack
@@ -94,12 +99,22 @@ pub async fn run(
         .map(|e| Watch {
             row: Row::new(e),
             state: "inactive".to_owned(),
+            gone: false,
         })
         .collect();
     let mut done_actions = 0;
     let mut cleared: Option<SystemTime> = None;
     let mut silent_since: Option<SystemTime> = None;
     let failure: Option<String> = loop {
+        // A signal that came while the stack was checked, or an action ran: stop before the
+        // next action.
+        if let Some(signal) = signals.try_next() {
+            let at = SystemTime::now().duration_since(began).unwrap_or_default();
+            break Some(format!(
+                "{signal} at {} after the fault began: the run stopped",
+                short(at)
+            ));
+        }
         // The timeline's actions that are due.
         let elapsed = started.elapsed();
         let mut failed = None;
@@ -231,6 +246,15 @@ async fn prepare(
         }
         ignored.insert(name.clone());
     }
+    if scenario.timeline.is_some() {
+        let on = faults_on(&stack.knobs().await?);
+        if !on.is_empty() {
+            anyhow::bail!(
+                "a fault is on already ({}): another game day or drill plays, or someone turned it; a run would put it back on at its end. Clear it first (DELETE /admin/knobs)",
+                on.join(", ")
+            );
+        }
+    }
     if scenario.timeline.is_some()
         && let Some(timeline) = stack.incidents().await?
     {
@@ -266,6 +290,29 @@ async fn prepare(
         .await
         .map_err(|e| e.context("the receiver"))?;
     Ok(ignored)
+}
+
+/// The faults that the knobs `view` (as GET /admin/knobs shows them) have on, by name.
+fn faults_on(view: &serde_json::Map<String, Value>) -> Vec<&'static str> {
+    use crate::behaviour::faults::{Limits, NAMES};
+    use crate::behaviour::knobs::{Knobs, change_to};
+    // The service's own limits may be above the defaults: none here, only what is on.
+    let limits = Limits {
+        memory_leak_cap: u64::MAX,
+        max_cpu_burn: Duration::MAX,
+        max_cardinality: u32::MAX,
+        max_fault_delay: Duration::MAX,
+    };
+    let values = view.iter().map(|(k, v)| (k.clone(), v.clone()));
+    match Knobs::default().changed(&change_to(values), &limits) {
+        Ok(knobs) => NAMES
+            .iter()
+            .zip(knobs.faults.active())
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| *name)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// An instant query's single value, if it has one.
@@ -368,17 +415,32 @@ async fn look(
             ));
         }
         if row.firing.is_some() && row.resolved.is_none() && mine.is_empty() {
-            let at = since(now);
-            row.resolved = Some(cleared.map_or(Duration::ZERO, |c| {
-                now.duration_since(c).unwrap_or_default()
-            }));
-            progress(format!(
-                "[{:>6}] {} resolved, {} after the fault was cleared{}",
-                short(at),
-                row.alert,
-                short(row.resolved.unwrap_or_default()),
-                bound(Some(row.resolved_bound))
-            ));
+            match cleared {
+                // Gone while the fault is on: it flaps, or Prometheus restarted and has not
+                // evaluated its rules yet. Not a resolution: it should fire again.
+                None if !watch.gone => {
+                    watch.gone = true;
+                    progress(format!(
+                        "[{:>6}] {} is gone while the fault is on (a restart of Prometheus, or a flap)",
+                        short(since(now)),
+                        row.alert
+                    ));
+                }
+                None => {}
+                Some(c) => {
+                    row.resolved = Some(now.duration_since(c).unwrap_or_default());
+                    progress(format!(
+                        "[{:>6}] {} resolved, {} after the fault was cleared{}",
+                        short(since(now)),
+                        row.alert,
+                        short(row.resolved.unwrap_or_default()),
+                        bound(Some(row.resolved_bound))
+                    ));
+                }
+            }
+        }
+        if !mine.is_empty() {
+            watch.gone = false;
         }
     }
     // The receiver may be down (a scenario can stop it): then nothing has arrived.
@@ -509,6 +571,14 @@ fn missed(
         if let Some(reason) = checks.into_iter().flatten().next() {
             return Some(reason);
         }
+        if let Some(most) = r.notifications_bound
+            && r.notifications > most
+        {
+            return Some(format!(
+                "{} reached the receiver {} times firing, more than the {most} expected: Alertmanager sent it again",
+                r.alert, r.notifications
+            ));
+        }
     }
     None
 }
@@ -548,8 +618,14 @@ async fn act(
             undo.stopped.retain(|p| *p != part);
             Ok(())
         }
-        Action::Kill(part) => stack.control(part, Control::Kill).await,
-        Action::Restart(part) => stack.control(part, Control::Restart).await,
+        Action::Kill(part) => {
+            undo.jolted.push(part);
+            stack.control(part, Control::Kill).await
+        }
+        Action::Restart(part) => {
+            undo.jolted.push(part);
+            stack.control(part, Control::Restart).await
+        }
     }
 }
 
@@ -586,15 +662,31 @@ fn describe(scenario: &Scenario, action: &Action) -> String {
 /// Puts the stack back: every stopped part started, the knobs as they were.
 async fn restore(stack: &Stack, undo: &mut Undo) -> anyhow::Result<()> {
     let mut result = Ok(());
-    for part in std::mem::take(&mut undo.stopped) {
+    let started = !undo.stopped.is_empty();
+    let parts = std::mem::take(&mut undo.stopped)
+        .into_iter()
+        .chain(std::mem::take(&mut undo.jolted));
+    for part in parts {
+        // `start` of a running part does nothing.
         if let Err(e) = stack.control(part, Control::Start).await {
             result = Err(e.context(format!("{} not started again", part.name())));
         }
     }
-    if let Some(knobs) = undo.knobs.take()
-        && let Err(e) = stack.set(&knobs).await
-    {
-        result = Err(e.context("the knobs not put back"));
+    if let Some(knobs) = undo.knobs.take() {
+        // A part just started (the app, under compose) may take a few seconds to listen.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match stack.set(&knobs).await {
+                Ok(()) => break,
+                Err(_) if started && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    result = Err(e.context("the knobs not put back"));
+                    break;
+                }
+            }
+        }
     }
     result
 }
@@ -611,9 +703,11 @@ mod tests {
                 firing: Duration::from_secs(360),
                 notified: Some(Duration::from_secs(400)),
                 resolved: Duration::from_secs(300),
+                notifications: None,
                 stack: None,
             }),
             state: state.to_owned(),
+            gone: false,
         }
     }
 
@@ -649,6 +743,21 @@ mod tests {
             missed(&[watch("inactive")], began, None, at(151)).unwrap(),
             "DemoServiceErrorRatioHigh not pending 2m30s after the fault; Prometheus has it inactive"
         );
+    }
+
+    #[test]
+    fn the_faults_on_are_read_from_the_knobs() {
+        use crate::behaviour::knobs::{Knobs, View};
+        let view = |k: &Knobs| match serde_json::to_value(View::from(k)).unwrap() {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        assert!(faults_on(&view(&Knobs::default())).is_empty());
+        let mut broken = Knobs::default();
+        broken.faults.not_ready = true;
+        broken.faults.hide_family = Some("demo_service_fault_active".to_owned());
+        broken.error_rate = 0.9;
+        assert_eq!(faults_on(&view(&broken)), ["not_ready", "hide_family"]);
     }
 
     #[test]

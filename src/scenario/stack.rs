@@ -166,21 +166,29 @@ impl Stack {
     }
 
     /// Whether this machine can break `part` as `how` says: `docker compose` here (not in a
-    /// container, which has no docker), or `scripts/stack`, which stops and starts the app and
-    /// the load generator only.
+    /// container, which has no docker), with the part running in this directory's project; or
+    /// `scripts/stack`, which stops and starts the app and the load generator only.
     pub async fn can_control(&self, part: Part, how: How) -> anyhow::Result<()> {
         match self.kind {
             StackKind::Compose => {
-                let works = tokio::process::Command::new("docker")
-                    .args(["compose", "version"])
-                    .current_dir(&self.dir)
-                    .output()
-                    .await
-                    .is_ok_and(|o| o.status.success());
-                if !works {
+                let mut version = tokio::process::Command::new("docker");
+                version.args(["compose", "version"]);
+                if run(version, &self.dir).await.is_err() {
                     bail!(
                         "this scenario breaks the {}, which takes `docker compose`: run it from the repository, on the machine of the stack",
                         part.name()
+                    );
+                }
+                if self.container(part).await?.is_none() {
+                    bail!(
+                        "`docker compose` in {} finds no running {}: run the scenario in the stack's directory, with its COMPOSE_PROJECT_NAME if it has one{}",
+                        self.dir.display(),
+                        part.compose_service(),
+                        if part == Part::Load {
+                            " (the load generator runs with --profile load)"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }
@@ -207,9 +215,24 @@ impl Stack {
         Ok(())
     }
 
+    /// The id of the running container of `part` in this directory's compose project.
+    async fn container(&self, part: Part) -> anyhow::Result<Option<String>> {
+        let mut ps = tokio::process::Command::new("docker");
+        ps.args([
+            "compose",
+            "--profile",
+            "*",
+            "ps",
+            "--quiet",
+            part.compose_service(),
+        ]);
+        let ids = run(ps, &self.dir).await?;
+        Ok(ids.lines().next().map(str::to_owned))
+    }
+
     /// Breaks `part`, or starts it again, as the docs do it.
     pub async fn control(&self, part: Part, action: Control) -> anyhow::Result<()> {
-        let mut command = match (self.kind, action) {
+        let command = match (self.kind, action) {
             (StackKind::Compose, Control::Kill) => return self.kill(part).await,
             (StackKind::Compose, _) => {
                 let mut c = tokio::process::Command::new("docker");
@@ -232,19 +255,7 @@ impl Stack {
                 c
             }
         };
-        let shown = format!("{:?}", command.as_std());
-        let out = command
-            .current_dir(&self.dir)
-            .kill_on_drop(true)
-            .output()
-            .await
-            .with_context(|| format!("cannot run {shown}"))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().last().unwrap_or_default();
-            bail!("{shown}: {}: {last}", out.status);
-        }
-        Ok(())
+        run(command, &self.dir).await.map(drop)
     }
 
     /// SIGKILL to the process of `part`'s container, from this machine, as a crash or the OOM
@@ -253,39 +264,60 @@ impl Stack {
     /// and leaves it stopped.)
     async fn kill(&self, part: Part) -> anyhow::Result<()> {
         let service = part.compose_service();
-        let id = docker(&self.dir, &["compose", "ps", "--quiet", service]).await?;
-        let id = id.lines().next().unwrap_or_default();
-        if id.is_empty() {
+        let Some(id) = self.container(part).await? else {
             bail!("{service} has no running container to kill");
+        };
+        let mut inspect = tokio::process::Command::new("docker");
+        inspect.args(["inspect", "--format", "{{.State.Pid}}", &id]);
+        let pid = run(inspect, &self.dir).await?;
+        // The process must be the container's, on this machine: under Docker Desktop the
+        // containers run in a virtual machine, and the pid would be some other process here.
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        if !cgroup.contains(&id) {
+            bail!(
+                "{service}'s process (pid {pid}) is not on this machine (Docker Desktop runs containers in a virtual machine): this scenario needs a Docker engine on this machine"
+            );
         }
-        let pid = docker(&self.dir, &["inspect", "--format", "{{.State.Pid}}", id]).await?;
         let pid = pid
             .parse::<i32>()
             .ok()
             .and_then(rustix::process::Pid::from_raw)
             .with_context(|| format!("{service}: no process (pid {pid:?})"))?;
         rustix::process::kill_process(pid, rustix::process::Signal::KILL).map_err(|e| {
+            let why = if e == rustix::io::Errno::PERM {
+                "it runs as another user, so this takes root (sudo)"
+            } else {
+                "it is gone"
+            };
             anyhow::anyhow!(
-                "cannot send SIGKILL to {service}'s process ({}): {e}; it runs as another user, so this takes root (sudo)",
+                "cannot send SIGKILL to {service}'s process ({}): {e}; {why}",
                 pid.as_raw_nonzero()
             )
         })
     }
 }
 
-/// `docker ARGS` in `dir`: its stdout, or why it failed.
-async fn docker(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = tokio::process::Command::new("docker")
-        .args(args)
-        .current_dir(dir)
-        .output()
+/// How long one `docker compose` or `scripts/stack` command may take (a stop drains for up
+/// to 15 s).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `command` in `dir`: its stdout, or why it failed. In a process group of its own, so
+/// that a Ctrl-C meant for the run does not stop the command that puts the stack back.
+async fn run(mut command: tokio::process::Command, dir: &Path) -> anyhow::Result<String> {
+    let shown = format!("{:?}", command.as_std());
+    #[cfg(unix)]
+    command.process_group(0);
+    let output = command.current_dir(dir).kill_on_drop(true).output();
+    let out = tokio::time::timeout(COMMAND_TIMEOUT, output)
         .await
-        .with_context(|| format!("cannot run docker {}", args.join(" ")))?;
+        .map_err(|_| anyhow::anyhow!("{shown}: no end within {}s", COMMAND_TIMEOUT.as_secs()))?
+        .with_context(|| format!("cannot run {shown}"))?;
     if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
         bail!(
-            "docker {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
+            "{shown}: {}: {}",
+            out.status,
+            err.lines().last().unwrap_or_default()
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())

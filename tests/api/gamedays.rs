@@ -624,3 +624,43 @@ async fn game_days_on_compose() {
         ),
     );
 }
+
+/// Every shipped scenario that a stack of the native configuration can play alone (all but
+/// those that stop a part of the stack, the monitoring's own, and the hours-long slow burn),
+/// each on a stack of its own, all at once: the measurements behind the bounds of
+/// scenarios/*.toml. About 40 minutes (budget-burn resolves slowly, by design).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "40 minutes of real intervals: run it by hand when the rules or the bounds change"]
+async fn every_game_day_measured() {
+    let names: Vec<String> = demo_service::scenario::Scenario::shipped()
+        .into_iter()
+        .filter(|s| s.stops.is_empty() && s.name != "budget-burn-slow")
+        .map(|s| s.name)
+        .collect();
+    let runs = names.iter().map(|name| async move {
+        let stack = GameStack::start(|c| c, None).await;
+        stack.warm().await;
+        let scenario = demo_service::scenario::Scenario::find(name).unwrap();
+        for require in &scenario.require {
+            // A young stack: wait until the history the scenario needs is there.
+            let base = format!("http://{}", stack.prometheus.addr);
+            while query(&base, &require.query, None).await.is_empty() {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        }
+        let out = stack.run(name).await;
+        format!(
+            "{}{}\n",
+            String::from_utf8_lossy(&out.stdout),
+            if out.status.success() {
+                String::new()
+            } else {
+                format!("({})\n", reason(&out))
+            }
+        )
+    });
+    let tables = futures_util::future::join_all(runs).await;
+    let report = tables.concat();
+    write_report("game-days-measured", &report);
+    assert!(!report.contains("FAIL"), "{report}");
+}
