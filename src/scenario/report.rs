@@ -169,13 +169,13 @@ impl Outcome {
         };
         let _ = writeln!(
             out,
-            "\n{:<width$}  {:<15} {:<15} {:<15} {:<15} result",
+            "\n{:<width$}  {:<17} {:<17} {:<17} {:<17} result",
             "alert", "pending", "firing", "notified", "resolved*"
         );
         for r in &self.rows {
             let _ = writeln!(
                 out,
-                "{:<width$}  {:<15} {:<15} {:<15} {:<15} {}",
+                "{:<width$}  {:<17} {:<17} {:<17} {:<17} {}",
                 r.alert,
                 cell(r.pending, r.pending_bound),
                 cell(r.firing, Some(r.firing_bound)),
