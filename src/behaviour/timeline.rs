@@ -164,7 +164,7 @@ impl Timeline {
 }
 
 /// A TOML error on one line: toml's message spans lines (a snippet of the file).
-fn one_line(e: &toml::de::Error) -> String {
+pub(crate) fn one_line(e: &toml::de::Error) -> String {
     e.message().to_owned()
         + &e.span()
             .map(|s| format!(" (at byte {})", s.start))

@@ -50,7 +50,7 @@ use serde::Deserialize;
 
 use crate::behaviour::faults::Limits;
 use crate::behaviour::knobs::Knobs;
-use crate::behaviour::timeline::Timeline;
+use crate::behaviour::timeline::{Timeline, one_line};
 
 /// The scenarios shipped in `scenarios/`, by name, in the binary so that `scenario list` and
 /// `run NAME` work wherever it runs (a test checks the list against the directory).
@@ -339,7 +339,7 @@ impl Scenario {
 
     /// Parses a scenario's text, its knobs checked against the default ones.
     pub fn parse(name: &str, text: &str) -> Result<Self, String> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| one_line(&e))?;
         let mut own = toml::Table::new();
         for key in [
             "traffic", "allow", "stop", "kill", "restart", "expect", "require",
@@ -348,7 +348,7 @@ impl Scenario {
                 own.insert(key.to_owned(), value);
             }
         }
-        let own: Own = own.try_into().map_err(|e| e.message().to_owned())?;
+        let own: Own = own.try_into().map_err(|e| one_line(&e))?;
         let description = table
             .get("description")
             .and_then(|d| d.as_str())

@@ -157,7 +157,7 @@ async fn set_error_rate(service: &Service, rate: f64) {
 }
 
 /// The load generator, sending to /simulate_error until dropped.
-struct Load(Child);
+pub struct Load(pub Child);
 
 impl Drop for Load {
     fn drop(&mut self) {

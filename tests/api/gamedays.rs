@@ -12,11 +12,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::compose::poll;
 use crate::helpers::{
     BIN, Daemon, Kind, Process, Service, query, stack_config, targets_file, write_report,
 };
@@ -32,20 +33,11 @@ struct GameStack {
     _alertmanager: Daemon,
     receiver: String,
     _receiver: Process,
-    _load: Load,
+    _load: crate::alerts::Load,
     _targets: tempfile::NamedTempFile,
     _rules: Option<tempfile::TempDir>,
     /// Where `scenario run` runs: a directory of no stack, so that only the flags say where.
     dir: tempfile::TempDir,
-}
-
-struct Load(Child);
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 impl GameStack {
@@ -82,7 +74,7 @@ impl GameStack {
             ])
         })
         .await;
-        let load = Load(
+        let load = crate::alerts::Load(
             Command::new(BIN)
                 .args(["load", "--target", &service.app_url(""), "--rate", "4"])
                 .stdout(Stdio::null())
@@ -181,26 +173,23 @@ fn scenario_run(
 
 /// Waits until the Prometheus at `base` sees traffic (a rate needs two scrapes, 15 s apart).
 async fn traffic_seen(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let rate = query(
-            base,
-            "sum(rate(http_requests_total{job=\"flask_app\"}[1m]))",
-            None,
-        )
-        .await;
-        let value = rate
-            .first()
-            .and_then(|r| r["value"][1].as_str()?.parse::<f64>().ok());
-        if value.is_some_and(|v| v > 2.0) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no traffic seen by {base} within 3 minutes: {rate:?}"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    poll(
+        &format!("traffic seen by {base}"),
+        Duration::from_secs(180),
+        || async {
+            let rate = query(
+                base,
+                "sum(rate(http_requests_total{job=\"flask_app\"}[1m]))",
+                None,
+            )
+            .await;
+            let value = rate
+                .first()
+                .and_then(|r| r["value"][1].as_str()?.parse::<f64>().ok());
+            value.filter(|v| *v > 2.0).map(drop)
+        },
+    )
+    .await;
 }
 
 /// The knobs at start, as GET /admin/knobs shows them.
@@ -403,16 +392,11 @@ async fn drill() -> String {
         )
     };
     // The drill plays once its state is written and a knob has moved.
-    let deadline = Instant::now() + Duration::from_secs(30);
     let before = default_knobs();
-    loop {
-        let knobs = stack.knobs().await;
-        if state.exists() && knobs != before {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no drill began within 30 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    poll("a drill begun", Duration::from_secs(30), || async {
+        (state.exists() && stack.knobs().await != before).then_some(())
+    })
+    .await;
     let knobs = stack.knobs().await;
     assert_eq!(
         knobs["hide_family"], "demo_service_fault_active",
@@ -660,9 +644,10 @@ async fn every_game_day_measured() {
         for require in &scenario.require {
             // A young stack: wait until the history the scenario needs is there.
             let base = format!("http://{}", stack.prometheus.addr);
-            while query(&base, &require.query, None).await.is_empty() {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-            }
+            poll(&require.otherwise, Duration::from_secs(20 * 60), || async {
+                (!query(&base, &require.query, None).await.is_empty()).then_some(())
+            })
+            .await;
         }
         let out = stack.run(name).await;
         format!(

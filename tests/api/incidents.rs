@@ -13,8 +13,9 @@ use crate::helpers::{BIN, get, sample, scrape, stdout_of, tools_python};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-fn shipped() -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(Path::new(ROOT).join("incidents"))
+/// The TOML files of the repository's directory `dir`, in order.
+fn toml_files(dir: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(Path::new(ROOT).join(dir))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
@@ -23,64 +24,47 @@ fn shipped() -> Vec<std::path::PathBuf> {
     files
 }
 
-/// Validates each TOML file against incidents/timeline.schema.json with Python's tomllib and
-/// jsonschema; returns the files that fail, with why.
-fn schema_faults(files: &[std::path::PathBuf]) -> String {
-    let script = r#"
-import json, sys, tomllib, jsonschema
-schema = json.load(open(sys.argv[1]))
-jsonschema.Draft202012Validator.check_schema(schema)
-for path in sys.argv[2:]:
-    with open(path, "rb") as f:
-        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(tomllib.load(f)))
-    for e in errors:
-        print(f"{path}: {'/'.join(map(str, e.path))}: {e.message}")
-"#;
-    stdout_of(
-        std::process::Command::new(tools_python())
-            .args(["-c", script])
-            .arg(Path::new(ROOT).join("incidents/timeline.schema.json"))
-            .args(files),
-    )
-}
+/// The timeline's schema, and the scenario's (which takes its knobs and durations from the
+/// timeline's).
+const TIMELINE_SCHEMA: &str = "incidents/timeline.schema.json";
+const SCENARIO_SCHEMA: &str = "scenarios/scenario.schema.json";
 
-/// Validates each scenario against scenarios/scenario.schema.json, which takes its knobs and
-/// durations from the timeline's schema; returns the files that fail, with why.
-fn scenario_schema_faults(files: &[std::path::PathBuf]) -> String {
+/// Validates each TOML file against `schema` (one of the two above, both known to the
+/// validator so that one may refer to the other) with Python's tomllib and jsonschema;
+/// returns the files that fail, with why.
+fn schema_faults(schema: &str, files: &[std::path::PathBuf]) -> String {
     let script = r#"
-import json, pathlib, sys, tomllib, jsonschema, referencing
-timeline = json.load(open(sys.argv[1]))
-scenario = json.load(open(sys.argv[2]))
-registry = referencing.Registry().with_resources([
-    (timeline["$id"], referencing.Resource.from_contents(timeline)),
-    (scenario["$id"], referencing.Resource.from_contents(scenario)),
-])
-jsonschema.Draft202012Validator.check_schema(scenario)
-validator = jsonschema.Draft202012Validator(scenario, registry=registry)
+import json, sys, tomllib, jsonschema, referencing
+schemas = [json.load(open(path)) for path in sys.argv[1:3]]
+registry = referencing.Registry().with_resources(
+    (s["$id"], referencing.Resource.from_contents(s)) for s in schemas)
+schema = schemas[0]
+jsonschema.Draft202012Validator.check_schema(schema)
+validator = jsonschema.Draft202012Validator(schema, registry=registry)
 for path in sys.argv[3:]:
     with open(path, "rb") as f:
         for e in validator.iter_errors(tomllib.load(f)):
             print(f"{path}: {'/'.join(map(str, e.path))}: {e.message}")
 "#;
+    let other = if schema == TIMELINE_SCHEMA {
+        SCENARIO_SCHEMA
+    } else {
+        TIMELINE_SCHEMA
+    };
     stdout_of(
         std::process::Command::new(tools_python())
             .args(["-c", script])
-            .arg(Path::new(ROOT).join("incidents/timeline.schema.json"))
-            .arg(Path::new(ROOT).join("scenarios/scenario.schema.json"))
+            .arg(Path::new(ROOT).join(schema))
+            .arg(Path::new(ROOT).join(other))
             .args(files),
     )
 }
 
 #[test]
 fn the_shipped_scenarios_match_their_schema_and_the_schema_refuses_what_the_parser_does() {
-    let mut files: Vec<_> = std::fs::read_dir(Path::new(ROOT).join("scenarios"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
+    let files = toml_files("scenarios");
     assert!(files.len() >= 13, "{files:?}");
-    assert_eq!(scenario_schema_faults(&files), "");
+    assert_eq!(schema_faults(SCENARIO_SCHEMA, &files), "");
     // What the parser refuses, the schema refuses too.
     let dir = tempfile::tempdir().unwrap();
     let bad = [
@@ -111,7 +95,7 @@ fn the_shipped_scenarios_match_their_schema_and_the_schema_refuses_what_the_pars
         std::fs::write(&path, text).unwrap();
         paths.push(path);
     }
-    let faults = scenario_schema_faults(&paths);
+    let faults = schema_faults(SCENARIO_SCHEMA, &paths);
     for (name, _) in bad {
         assert!(
             faults.contains(&format!("{name}.toml")),
@@ -122,16 +106,16 @@ fn the_shipped_scenarios_match_their_schema_and_the_schema_refuses_what_the_pars
 
 #[test]
 fn the_shipped_timelines_read_and_match_their_schema() {
-    let files = shipped();
+    let files = toml_files("incidents");
     assert!(files.len() >= 8, "{files:?}");
     for file in &files {
         Timeline::read(file, &Knobs::default(), &Limits::default())
             .unwrap_or_else(|e| panic!("{e}"));
     }
-    assert_eq!(schema_faults(&files), "");
+    assert_eq!(schema_faults(TIMELINE_SCHEMA, &files), "");
     // The schema names every knob, and nothing else.
     let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(ROOT).join("incidents/timeline.schema.json")).unwrap(),
+        &std::fs::read_to_string(Path::new(ROOT).join(TIMELINE_SCHEMA)).unwrap(),
     )
     .unwrap();
     let mut in_schema: Vec<&str> = schema["$defs"]["knobs"]["properties"]
@@ -173,7 +157,7 @@ fn a_bad_timeline_is_refused_by_its_schema_and_at_start() {
     std::fs::write(&bad, "[[step]]\nat = \"1m\"\nset = { cpu = \"5s\" }\n").unwrap();
 
     assert!(
-        schema_faults(std::slice::from_ref(&bad))
+        schema_faults(TIMELINE_SCHEMA, std::slice::from_ref(&bad))
             .contains("step/0/set: Additional properties are not allowed ('cpu' was unexpected)"),
         "the schema let it through"
     );
