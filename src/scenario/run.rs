@@ -63,11 +63,11 @@ pub async fn run(
     progress: &mut dyn FnMut(String),
 ) -> anyhow::Result<Outcome> {
     let expected: Vec<_> = scenario.expected_on(stack.kind).cloned().collect();
-    let ignored = prepare(scenario, stack, &expected).await?;
-    let mut undo = Undo::default();
-    if scenario.timeline.is_some() {
-        undo.knobs = Some(stack.knobs().await?);
-    }
+    let (ignored, knobs) = prepare(scenario, stack, &expected).await?;
+    let mut undo = Undo {
+        knobs,
+        ..Undo::default()
+    };
     for alert in &ignored {
         progress(format!("{alert} is active already: the run ignores it"));
     }
@@ -207,12 +207,13 @@ pub async fn prepare_for(scenario: &Scenario, stack: &Stack) -> anyhow::Result<(
 }
 
 /// Checks that the stack can play the scenario; returns the alerts active already, which the
-/// run ignores.
+/// run ignores, and the knobs when the scenario turns any: the values it checked are the ones
+/// it puts back.
 async fn prepare(
     scenario: &Scenario,
     stack: &Stack,
     expected: &[super::Expect],
-) -> anyhow::Result<BTreeSet<String>> {
+) -> anyhow::Result<(BTreeSet<String>, Option<serde_json::Map<String, Value>>)> {
     let rules = stack
         .get(&format!("{}/api/v1/rules?type=alert", stack.prometheus))
         .await?;
@@ -246,8 +247,12 @@ async fn prepare(
         }
         ignored.insert(name.clone());
     }
-    if scenario.timeline.is_some() {
-        let on = faults_on(&stack.knobs().await?);
+    let knobs = match scenario.timeline {
+        Some(_) => Some(stack.knobs().await?),
+        None => None,
+    };
+    if let Some(knobs) = &knobs {
+        let on = faults_on(knobs);
         if !on.is_empty() {
             anyhow::bail!(
                 "a fault is on already ({}): another game day or drill plays, or someone turned it; a run would put it back on at its end. Clear it first (DELETE /admin/knobs)",
@@ -289,7 +294,7 @@ async fn prepare(
         .get(&format!("{}/alerts", stack.receiver))
         .await
         .map_err(|e| e.context("the receiver"))?;
-    Ok(ignored)
+    Ok((ignored, knobs))
 }
 
 /// The faults that the knobs `view` (as GET /admin/knobs shows them) have on, by name.
