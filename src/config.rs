@@ -42,6 +42,48 @@ pub enum Command {
     /// Game days: break the service on purpose, and check that the monitoring noticed
     /// (docs/game-days.md).
     Scenario(ScenarioArgs),
+    /// Write days of the service's own series, as Prometheus would have scraped them, for
+    /// scripts/history-load to load (docs/history.md).
+    History(HistoryArgs),
+}
+
+/// A history of the service.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// How many days, ending now, or before the live data (or a history) of --prometheus.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=400))]
+    pub days: u32,
+
+    /// Where to write: an OpenMetrics file per block, the recording rules by level,
+    /// history.env for the loader, history.json with the requests of each day.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+
+    /// Mean requests a second; the traffic follows a daily rhythm around it.
+    #[arg(long, default_value_t = 10.0, value_parser = rate)]
+    pub rate: f64,
+
+    /// The paths the traffic asks for, with weights, as the load generator's --mix: / and
+    /// /simulate_error.
+    #[arg(long, default_value = "/=1,/simulate_error=1")]
+    pub mix: crate::load::Mix,
+
+    /// The instance label of the history's series (its job is the seed's, flask_app).
+    #[arg(long, default_value = "history:8000")]
+    pub instance: String,
+
+    /// Prometheus' configuration: the scrape interval and timeout, the evaluation interval,
+    /// the rule files.
+    #[arg(long, default_value = "prometheus/prometheus.yml")]
+    pub config: std::path::PathBuf,
+
+    /// The Prometheus the history is for: it ends before that one's live data of the job, and
+    /// before a history it holds already; its retention must keep it.
+    #[arg(long, value_parser = base_url)]
+    pub prometheus: Option<String>,
+
+    #[command(flatten)]
+    pub behaviour: BehaviourArgs,
 }
 
 /// `scenario`'s subcommands.
@@ -545,6 +587,38 @@ pub struct ServeArgs {
     )]
     pub metrics_addr: SocketAddr,
 
+    /// How the service behaves: its knobs, its faults, an incident timeline.
+    #[command(flatten)]
+    pub behaviour: BehaviourArgs,
+
+    /// How often the simulated number of users changes.
+    #[arg(long, env = "DEMO_SERVICE_USERS_INTERVAL", default_value = "5s", value_parser = positive_duration)]
+    pub users_interval: Duration,
+
+    /// How long a client may take to send a request's headers, counted from when its
+    /// connection is ready for one: it cuts off clients that trickle their headers, and closes
+    /// kept-alive connections idle that long.
+    #[arg(long, env = "DEMO_SERVICE_HEADER_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
+    pub header_timeout: Duration,
+
+    /// How long requests in flight may take to finish after SIGTERM or SIGINT.
+    #[arg(long, env = "DEMO_SERVICE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Log format on stdout; the level comes from RUST_LOG (default: info).
+    #[arg(long, env = "DEMO_SERVICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Turns the admin API on (GET/PUT /admin/knobs on the metrics listener), with this bearer
+    /// token, at least 16 characters; off when unset or empty.
+    #[arg(long, env = "DEMO_SERVICE_ADMIN_TOKEN", value_parser = admin_token, hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+/// How the simulated service behaves: the knobs at start, the bounds of the faults, an incident
+/// timeline. The live service (`serve`) and its simulated history (`history`) take the same.
+#[derive(Clone, Debug, Args)]
+pub struct BehaviourArgs {
     /// Shortest simulated processing time of / (e.g. 0s, 250ms, 1.5s).
     #[arg(long, env = "DEMO_SERVICE_MIN_DELAY", default_value = "0s", value_parser = duration)]
     pub min_delay: Duration,
@@ -579,29 +653,6 @@ pub struct ServeArgs {
     /// Most simulated active users.
     #[arg(long, env = "DEMO_SERVICE_USERS_MAX", default_value_t = 50)]
     pub users_max: u32,
-
-    /// How often the simulated number of users changes.
-    #[arg(long, env = "DEMO_SERVICE_USERS_INTERVAL", default_value = "5s", value_parser = positive_duration)]
-    pub users_interval: Duration,
-
-    /// How long a client may take to send a request's headers, counted from when its
-    /// connection is ready for one: it cuts off clients that trickle their headers, and closes
-    /// kept-alive connections idle that long.
-    #[arg(long, env = "DEMO_SERVICE_HEADER_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
-    pub header_timeout: Duration,
-
-    /// How long requests in flight may take to finish after SIGTERM or SIGINT.
-    #[arg(long, env = "DEMO_SERVICE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration)]
-    pub shutdown_timeout: Duration,
-
-    /// Log format on stdout; the level comes from RUST_LOG (default: info).
-    #[arg(long, env = "DEMO_SERVICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-
-    /// Turns the admin API on (GET/PUT /admin/knobs on the metrics listener), with this bearer
-    /// token, at least 16 characters; off when unset or empty.
-    #[arg(long, env = "DEMO_SERVICE_ADMIN_TOKEN", value_parser = admin_token, hide_env_values = true)]
-    pub admin_token: Option<String>,
 
     /// The longest delay /delay/{duration} grants (longer ones are refused with 400), and the
     /// longest --metrics-delay and --dependency-latency.
@@ -673,7 +724,7 @@ pub struct ServeArgs {
     pub incidents: Option<String>,
 }
 
-impl ServeArgs {
+impl BehaviourArgs {
     /// The incident timeline to play, read and checked against the knobs at start; none when
     /// --incidents is unset or empty.
     pub fn timeline(&self) -> Result<Option<crate::behaviour::timeline::Timeline>, String> {
@@ -799,7 +850,7 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("demo-service").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
         match cli.command() {
-            Command::Serve(serve) => serve.validate().map(|()| serve),
+            Command::Serve(serve) => serve.behaviour.validate().map(|()| serve),
             other => Err(format!("not serve: {other:?}")),
         }
     }
@@ -810,11 +861,11 @@ mod tests {
         assert_eq!(s.app_addr, "0.0.0.0:5000".parse().unwrap());
         assert_eq!(s.metrics_addr, "0.0.0.0:8000".parse().unwrap());
         assert_eq!(
-            (s.min_delay, s.max_delay),
+            (s.behaviour.min_delay, s.behaviour.max_delay),
             (Duration::ZERO, Duration::from_secs(5))
         );
-        assert_eq!(s.error_rate, 0.2);
-        assert_eq!((s.users_min, s.users_max), (10, 50));
+        assert_eq!(s.behaviour.error_rate, 0.2);
+        assert_eq!((s.behaviour.users_min, s.behaviour.users_max), (10, 50));
         assert_eq!(s.users_interval, Duration::from_secs(5));
     }
 
@@ -827,9 +878,9 @@ mod tests {
     #[test]
     fn serve_is_the_default_subcommand() {
         let s = parse(&["serve", "--error-rate", "0.5"]).unwrap();
-        assert_eq!(s.error_rate, 0.5);
+        assert_eq!(s.behaviour.error_rate, 0.5);
         let s = parse(&["--error-rate", "0.5"]).unwrap();
-        assert_eq!(s.error_rate, 0.5);
+        assert_eq!(s.behaviour.error_rate, 0.5);
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod config;
 pub mod connections;
 /// `demo-service healthcheck`.
 pub mod healthcheck;
+/// `demo-service history`: days of the service's series, for Prometheus to load.
+pub mod history;
 /// `demo-service load`: the load generator.
 pub mod load;
 /// The exposition: the seed's families, RED metrics, the process.

@@ -27,7 +27,11 @@ fn main() -> ExitCode {
     };
     match cli.command() {
         Command::Serve(args) => {
-            let timeline = match args.validate().and_then(|()| args.timeline()) {
+            let timeline = match args
+                .behaviour
+                .validate()
+                .and_then(|()| args.behaviour.timeline())
+            {
                 Ok(timeline) => timeline,
                 Err(e) => return usage_error(&format!("error: {e}")),
             };
@@ -61,6 +65,14 @@ fn main() -> ExitCode {
             let runtime = Builder::new_current_thread().enable_all().build();
             report(runtime.map_err(Into::into).and_then(|runtime| {
                 runtime.block_on(async { receiver::serve(&args, Signals::os()?).await })
+            }))
+        }
+        Command::History(args) => {
+            let runtime = Builder::new_current_thread().enable_all().build();
+            report(runtime.map_err(Into::into).and_then(|runtime| {
+                let written = runtime.block_on(demo_service::history::run(&args))?;
+                println!("{}", written.say(&args));
+                Ok(())
             }))
         }
         Command::Scenario(args) => match args.command {

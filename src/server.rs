@@ -53,12 +53,12 @@ impl Server {
             .with_context(|| format!("cannot listen on {} (--metrics-addr)", args.metrics_addr))?;
         let settings = Settings {
             admin_token: args.admin_token.clone().filter(|token| !token.is_empty()),
-            max_fault_delay: args.max_fault_delay,
+            max_fault_delay: args.behaviour.max_fault_delay,
         };
         let behaviour = Behaviour::new(
-            Knobs::from_args(args),
-            Draws::from_seed(args.seed.and_then(|seed| seed.0)),
-            args.limits(),
+            Knobs::from_args(&args.behaviour),
+            Draws::from_seed(args.behaviour.seed.and_then(|seed| seed.0)),
+            args.behaviour.limits(),
         );
         let state = AppState::new(Arc::new(Metrics::new()), behaviour, settings);
         Ok(Self {

@@ -16,6 +16,10 @@ pub const TRACEPARENT: &str = "traceparent";
 pub struct TraceId(NonZeroU128);
 
 impl TraceId {
+    /// The trace of every request a simulation makes up (a history): no request was sent, so
+    /// none can be looked up; the exposition's exemplars, which would name it, are dropped.
+    pub const SIMULATED: Self = Self(NonZeroU128::MIN);
+
     /// A fresh trace id, for a request that came without a valid `traceparent`.
     pub fn random() -> Self {
         loop {

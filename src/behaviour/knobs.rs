@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::delay::Distribution;
 use super::faults::{self, Faults, Limits, dependency::Dependency};
-use crate::config::ServeArgs;
+use crate::config::BehaviourArgs;
 
 /// The knobs' values. Every `Knobs` there is has passed [`Knobs::check`].
 #[derive(Clone, Debug, PartialEq)]
@@ -46,7 +46,7 @@ impl Default for Knobs {
 
 impl Knobs {
     /// The knobs as the command line set them (which validated them already).
-    pub fn from_args(args: &ServeArgs) -> Self {
+    pub fn from_args(args: &BehaviourArgs) -> Self {
         Self {
             delay: args.min_delay..=args.max_delay,
             distribution: args.delay_distribution,

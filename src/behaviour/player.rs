@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::Behaviour;
 use super::draws::Stream;
-use super::timeline::{self, Timeline};
+use super::timeline::{self, Event, Timeline};
 
 /// A timeline being played.
 #[derive(Debug)]
@@ -38,13 +38,6 @@ struct Playing {
     previous: Map<String, Value>,
 }
 
-/// One thing to do at a time.
-#[derive(Clone, Copy, Debug)]
-enum Event {
-    Begin(usize),
-    End(usize),
-}
-
 impl Player {
     pub fn new(timeline: Timeline) -> Arc<Self> {
         Arc::new(Self {
@@ -63,27 +56,11 @@ impl Player {
         let wall = SystemTime::now();
         info!(timeline = self.timeline.name, "incident timeline started");
         for round in 0u64.. {
-            let offset = self
-                .timeline
-                .repeat
-                .map_or(Duration::ZERO, |r| r * round as u32);
-            let mut events: Vec<(Duration, Event)> = Vec::new();
-            for (i, step) in self.timeline.steps.iter().enumerate() {
-                let jitter = if step.jitter.is_zero() {
-                    Duration::ZERO
-                } else {
-                    behaviour.draws.with(Stream::Jitter, |rng| {
-                        rng.random_range(Duration::ZERO..=step.jitter)
-                    })
-                };
-                let begins = offset + step.at + jitter;
-                events.push((begins, Event::Begin(i)));
-                if let Some(lasts) = step.lasts {
-                    events.push((begins + lasts, Event::End(i)));
-                }
-            }
-            // Ends before begins at the same time: a step that ends as the next begins.
-            events.sort_by_key(|(at, e)| (*at, matches!(e, Event::Begin(_))));
+            let events = self.timeline.round(round, |bound| {
+                behaviour.draws.with(Stream::Jitter, |rng| {
+                    rng.random_range(Duration::ZERO..=bound)
+                })
+            });
             for (at, event) in events {
                 if let Event::Begin(i) = event {
                     self.lock().next = Some((i, wall + at));

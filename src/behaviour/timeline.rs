@@ -163,6 +163,43 @@ impl Timeline {
     }
 }
 
+/// What a timeline does at a time: a step begins, or ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Begin(usize),
+    End(usize),
+}
+
+impl Timeline {
+    /// The events of round `round` (from 0), each at its time from the timeline's start, in
+    /// order: a step's jitter comes from `jitter`, given the step's bound. At the same time an
+    /// end comes before a begin, so that a step that ends as the next begins hands over.
+    pub fn round(
+        &self,
+        round: u64,
+        mut jitter: impl FnMut(Duration) -> Duration,
+    ) -> Vec<(Duration, Event)> {
+        let offset = self.repeat.map_or(Duration::ZERO, |r| {
+            r * u32::try_from(round).unwrap_or(u32::MAX)
+        });
+        let mut events = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            let jitter = if step.jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                jitter(step.jitter)
+            };
+            let begins = offset + step.at + jitter;
+            events.push((begins, Event::Begin(i)));
+            if let Some(lasts) = step.lasts {
+                events.push((begins + lasts, Event::End(i)));
+            }
+        }
+        events.sort_by_key(|(at, e)| (*at, matches!(e, Event::Begin(_))));
+        events
+    }
+}
+
 /// A TOML error on one line: toml's message spans lines (a snippet of the file).
 pub(crate) fn one_line(e: &toml::de::Error) -> String {
     e.message().to_owned()

@@ -8,7 +8,7 @@
 mod exemplar;
 mod exposition;
 mod faults;
-mod process;
+pub(crate) mod process;
 pub mod red;
 mod seed;
 
@@ -94,6 +94,16 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        Self::with_process(process::ProcessCollector::new())
+    }
+
+    /// The metrics of a simulated service: its `process_*` families show what `process`
+    /// is set to, not this process.
+    pub(crate) fn simulated(process: process::Simulated) -> Self {
+        Self::with_process(process::ProcessCollector::simulated(process))
+    }
+
+    fn with_process(process: process::ProcessCollector) -> Self {
         let mut registry = Registry::default();
         let current_users = Gauge::default();
         registry.register(
@@ -114,7 +124,7 @@ impl Metrics {
             "The running build of demo-service; always 1",
             build_info,
         );
-        registry.register_collector(Box::new(process::ProcessCollector::new()));
+        registry.register_collector(Box::new(process));
         Self {
             request_processing: seed::Summary::default(),
             request_count: seed::Counter::default(),
@@ -151,6 +161,13 @@ impl Metrics {
         let now = Instant::now();
         self.request_processing.observe(now - started);
         self.request_duration.observe(drawn, trace, now);
+    }
+
+    /// Records the work of one simulated request to `/`: `drawn`, as it was waited for.
+    pub(crate) fn observe_simulated_processing(&self, drawn: Duration) {
+        self.request_processing.observe(drawn);
+        self.request_duration
+            .observe(drawn, TraceId::SIMULATED, Instant::now());
     }
 
     /// The RED middleware, recording into these metrics.

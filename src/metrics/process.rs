@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 /// One reading of the process' resources.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Reading {
     pub(crate) virtual_memory_bytes: Option<f64>,
     pub(crate) resident_memory_bytes: Option<f64>,
@@ -28,6 +28,8 @@ pub(crate) struct Reading {
 /// procfs would parse cost 50).
 #[derive(Debug)]
 pub(crate) struct ProcessCollector {
+    /// A simulation's process: read from here, not from the kernel.
+    simulated: Option<Simulated>,
     #[cfg(target_os = "linux")]
     process: Option<procfs::process::Process>,
     start_time_seconds: Option<f64>,
@@ -42,6 +44,7 @@ impl ProcessCollector {
             Some(procfs::boot_time_secs().ok()? as f64 + started)
         });
         Self {
+            simulated: None,
             process,
             start_time_seconds,
         }
@@ -50,6 +53,17 @@ impl ProcessCollector {
     #[cfg(not(target_os = "linux"))]
     pub(crate) fn new() -> Self {
         Self {
+            simulated: None,
+            start_time_seconds: None,
+        }
+    }
+
+    /// A process that a simulation makes up: each scrape shows what it last set.
+    pub(crate) fn simulated(process: Simulated) -> Self {
+        Self {
+            simulated: Some(process),
+            #[cfg(target_os = "linux")]
+            process: None,
             start_time_seconds: None,
         }
     }
@@ -59,6 +73,9 @@ impl ProcessCollector {
         use rustix::process::{Resource, getrlimit};
         use rustix::time::{ClockId, clock_gettime};
 
+        if let Some(simulated) = &self.simulated {
+            return simulated.get();
+        }
         let Some(process) = &self.process else {
             return Reading::default();
         };
@@ -81,7 +98,23 @@ impl ProcessCollector {
 
     #[cfg(not(target_os = "linux"))]
     pub(crate) fn read(&self) -> Reading {
-        Reading::default()
+        self.simulated
+            .as_ref()
+            .map_or_else(Reading::default, Simulated::get)
+    }
+}
+
+/// The readings of a simulated process, set by the simulation, read by the scrapes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Simulated(std::sync::Arc<std::sync::Mutex<Reading>>);
+
+impl Simulated {
+    pub(crate) fn set(&self, reading: Reading) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = reading;
+    }
+
+    fn get(&self) -> Reading {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

@@ -41,6 +41,8 @@ const BUCKETS: [f64; 11] = [
 #[derive(Clone, Debug)]
 pub(crate) enum Route {
     Matched(MatchedPath),
+    /// A route's template, named by a simulation rather than matched by the router.
+    Named(&'static str),
     Unmatched,
 }
 
@@ -48,6 +50,7 @@ impl Route {
     fn as_str(&self) -> &str {
         match self {
             Route::Matched(path) => path.as_str(),
+            Route::Named(route) => route,
             Route::Unmatched => "unmatched",
         }
     }
@@ -209,6 +212,22 @@ impl Red {
         added
             .expect("rcu runs its closure")
             .observe(elapsed, trace, at);
+    }
+
+    /// Records a GET of `route` (a template of the app listener's) that a simulation answered
+    /// with `status` after `elapsed`, as the middleware records a real one.
+    pub(crate) fn observe_simulated(&self, route: &'static str, status: u16, elapsed: Duration) {
+        let labels = Labels {
+            method: "GET",
+            route: Route::Named(route),
+            status,
+        };
+        self.observe(labels, elapsed, TraceId::SIMULATED, Instant::now());
+    }
+
+    /// Sets the requests in flight, as a simulation reckons them.
+    pub(crate) fn set_in_flight(&self, requests: i64) {
+        self.in_flight.set(requests);
     }
 
     /// Records one unmatched GET, for the tests of the exposition.

@@ -12,6 +12,7 @@ use super::report::{Outcome, Row};
 use super::stack::Control;
 use super::stack::Stack;
 use super::{How, Part, Scenario, short};
+use crate::history::percent_encode;
 use crate::signals::Signals;
 
 /// How often the run looks at Prometheus and the receiver.
@@ -331,18 +332,6 @@ async fn query_scalar(stack: &Stack, expr: &str) -> anyhow::Result<Option<f64>> 
     Ok(body["data"]["result"][0]["value"][1]
         .as_str()
         .and_then(|v| v.parse().ok()))
-}
-
-/// `text` percent-encoded for a query string.
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The alerts of the service that Prometheus holds now: name, state, and when it became

@@ -518,6 +518,11 @@ impl Daemon {
         }
     }
 
+    /// Where it keeps its data (Prometheus' --storage.tsdb.path).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// What the daemon has logged.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()

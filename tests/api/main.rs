@@ -7,6 +7,7 @@ mod compose;
 mod faults;
 mod gamedays;
 mod helpers;
+mod history;
 mod incidents;
 mod kubernetes;
 mod load;

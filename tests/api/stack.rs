@@ -710,7 +710,7 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
     assert!(
         command
             .iter()
-            .any(|c| c == "--storage.tsdb.retention.time=15d")
+            .any(|c| c == "--storage.tsdb.retention.time=31d")
     );
     // The exemplars are kept, in compose and natively.
     let exemplars = "--enable-feature=exemplar-storage";

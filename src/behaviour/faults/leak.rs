@@ -30,14 +30,23 @@ impl Leak {
             return 0;
         }
         let now: u64 = held.iter().map(|c| c.len() as u64).sum();
-        let chunk = (rate as f64 * TICK.as_secs_f64()).ceil() as u64;
-        let chunk = chunk.min(cap.saturating_sub(now));
+        let chunk = grown(now, rate, cap, TICK) - now;
         if chunk > 0 {
             // Non-zero bytes: every page is written, so resident.
             held.push(vec![0xA5; chunk as usize].into_boxed_slice());
         }
         now + chunk
     }
+}
+
+/// What the leak holds `over` later, from `held`, at `rate` bytes a second, within `cap`;
+/// nothing once the rate is 0. The live leak takes a tick at a time; a simulation, any time.
+pub fn grown(held: u64, rate: u64, cap: u64, over: Duration) -> u64 {
+    if rate == 0 {
+        return 0;
+    }
+    let more = (rate as f64 * over.as_secs_f64()).ceil() as u64;
+    held + more.min(cap.saturating_sub(held))
 }
 
 /// Runs the leak as the knobs say, every [`TICK`], forever; the memory held goes to
