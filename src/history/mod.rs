@@ -179,19 +179,21 @@ pub async fn run(args: &HistoryArgs) -> anyhow::Result<Written> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let mut end = now.div_euclid(step) * step;
+    // The last sample on the grid before `t`.
+    let before = |t: i64| (t - 1).div_euclid(step) * step;
+    let mut end = before(now + 1);
     let wanted = i64::from(args.days) * 86_400;
     let mut start = end - wanted + step;
+    let history_up = format!("up{{job=\"{JOB}\",instance=\"{}\"}}", args.instance);
     if let Some(url) = &args.prometheus {
         let prometheus = Prometheus::new(url);
         prometheus.check_retention(args.days).await?;
         let live = format!("up{{job=\"{JOB}\",instance!=\"{}\"}}", args.instance);
         if let Some(first) = prometheus.earliest(&live, now).await? {
-            end = end.min((first - 1).div_euclid(step) * step);
+            end = end.min(before(first));
             start = end - wanted + step;
         }
-        let loaded = format!("up{{job=\"{JOB}\",instance=\"{}\"}}", args.instance);
-        if let Some(first) = prometheus.earliest(&loaded, now).await? {
+        if let Some(first) = prometheus.earliest(&history_up, now).await? {
             if first <= start {
                 let why = format!(
                     "the history is there already, from {}: nothing to add, nothing written",
@@ -202,15 +204,12 @@ pub async fn run(args: &HistoryArgs) -> anyhow::Result<Written> {
                     format!("NOTHING='{why}'\n").as_bytes(),
                 )?;
                 return Ok(Written {
-                    nothing: Some(format!(
-                        "the history is there already, from {}: nothing to add, nothing written",
-                        rfc3339(first)
-                    )),
+                    nothing: Some(why),
                     ..Written::empty(began)
                 });
             }
             // Only what the history there does not cover yet: the days before it.
-            end = end.min((first - 1).div_euclid(step) * step);
+            end = end.min(before(first));
         }
     }
 
@@ -274,10 +273,7 @@ pub async fn run(args: &HistoryArgs) -> anyhow::Result<Written> {
         BLOCK / 3600,
         levels.len(),
         args.instance,
-        probe(&format!(
-            "up{{job=\"{JOB}\",instance=\"{}\"}}",
-            args.instance
-        )),
+        probe(&history_up),
     );
     for (i, level) in levels.iter().enumerate() {
         let names: Vec<&str> = level.records().collect();

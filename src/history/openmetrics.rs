@@ -58,6 +58,8 @@ impl Window {
     pub fn scrape(&mut self, exposition: &str, target: &Target, at: i64, created: i64) {
         self.up(target, at, 1);
         let mut family = None;
+        // The family this scrape is the first of the window to show: its metadata is kept.
+        let mut fresh = None;
         for line in exposition.lines() {
             if let Some(meta) = line.strip_prefix("# ") {
                 let mut words = meta.splitn(3, ' ');
@@ -67,14 +69,15 @@ impl Window {
                 if kind == "EOF" {
                     break;
                 }
-                let index = self.family(name);
-                if kind == "TYPE" || kind == "HELP" || kind == "UNIT" {
+                let (index, created) = self.family(name);
+                if created {
+                    fresh = Some(index);
+                }
+                // The first scrape of the window says it; the others say the same.
+                if fresh == Some(index) && matches!(kind, "TYPE" | "HELP" | "UNIT") {
                     let metadata = &mut self.families[index].metadata;
-                    // The first scrape of the window says it; the others say the same.
-                    if !metadata.contains(&format!("# {kind} {name} ")) {
-                        metadata.push_str(line);
-                        metadata.push('\n');
-                    }
+                    metadata.push_str(line);
+                    metadata.push('\n');
                 }
                 family = Some(index);
                 continue;
@@ -114,19 +117,19 @@ impl Window {
     }
 
     fn up(&mut self, target: &Target, at: i64, value: u8) {
-        let index = self.family("up");
-        let family = &mut self.families[index];
-        if family.metadata.is_empty() {
-            family.metadata = "# HELP up Whether the last scrape of the target succeeded (added by Prometheus).\n# TYPE up gauge\n".to_owned();
+        let (index, created) = self.family("up");
+        if created {
+            self.families[index].metadata = "# HELP up Whether the last scrape of the target succeeded (added by Prometheus).\n# TYPE up gauge\n".to_owned();
         }
         let out = self.child(index, "");
         let _ = writeln!(out, "up{{{}}} {value} {at}", target.labels);
         self.samples += 1;
     }
 
-    fn family(&mut self, name: &str) -> usize {
+    /// The family called `name`, and whether it was created now.
+    fn family(&mut self, name: &str) -> (usize, bool) {
         if let Some(&index) = self.by_name.get(name) {
-            return index;
+            return (index, false);
         }
         self.families.push(Family {
             metadata: String::new(),
@@ -135,7 +138,7 @@ impl Window {
         });
         self.by_name
             .insert(name.to_owned(), self.families.len() - 1);
-        self.families.len() - 1
+        (self.families.len() - 1, true)
     }
 
     fn child(&mut self, family: usize, labels: &str) -> &mut String {

@@ -93,7 +93,9 @@ pub enum Scrape<'a> {
 }
 
 impl Model {
-    /// The model's timeline rounds: its `repeat`, or a day.
+    /// What no single field can say: a scrape interval that divides a day (the restarts and
+    /// the rounds are on its grid), and a timeline without `repeat` that fits in the day it
+    /// then repeats over.
     pub fn check(&self) -> Result<(), String> {
         if self.step <= 0 || DAY % self.step != 0 {
             return Err(format!(
