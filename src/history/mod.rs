@@ -21,15 +21,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::behaviour::knobs::Knobs;
 use crate::config::HistoryArgs;
+use crate::scenario::stack::{fetch_json, percent_encode};
 use openmetrics::{Target, Window};
 use simulate::{Model, Route, Scrape};
 
@@ -173,7 +175,6 @@ pub async fn run(args: &HistoryArgs) -> anyhow::Result<Written> {
         scrape_timeout: Duration::from_secs(timeout.max(0) as u64),
     };
     model.check().map_err(anyhow::Error::msg)?;
-    prepare(&args.out)?;
 
     // Where it ends, and begins.
     let now = SystemTime::now()
@@ -199,6 +200,7 @@ pub async fn run(args: &HistoryArgs) -> anyhow::Result<Written> {
                     "the history is there already, from {}: nothing to add, nothing written",
                     rfc3339(first)
                 );
+                prepare(&args.out)?;
                 write_file(
                     &args.out.join("history.env"),
                     format!("NOTHING='{why}'\n").as_bytes(),
@@ -214,6 +216,7 @@ pub async fn run(args: &HistoryArgs) -> anyhow::Result<Written> {
     }
 
     // The scrapes, a block's window at a time.
+    prepare(&args.out)?;
     let target = Target::new(JOB, &args.instance);
     let mut window = Window::default();
     let mut window_start = start.div_euclid(BLOCK) * BLOCK;
@@ -358,22 +361,10 @@ fn write_file(path: &PathBuf, contents: &[u8]) -> anyhow::Result<()> {
     fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// `text` percent-encoded for a query string.
-pub(crate) fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The Prometheus a history is for.
 struct Prometheus {
     base: String,
-    http: Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    http: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Prometheus {
@@ -384,27 +375,18 @@ impl Prometheus {
         }
     }
 
+    /// A GET of Prometheus' API; 30 s for an answer, as its subqueries over months may take.
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let answer = async {
-            let response = self.http.get(url.parse()?).await?;
-            let status = response.status();
-            let body = response.into_body().collect().await?.to_bytes();
-            anyhow::Ok((status, body))
-        };
-        let (status, body) = tokio::time::timeout(Duration::from_secs(30), answer)
-            .await
-            .map_err(|_| anyhow::anyhow!("{url}: no answer within 30s"))?
-            .with_context(|| {
-                format!(
-                    "cannot reach Prometheus at {}: is the stack running? (or leave --prometheus out, and the history ends now)",
-                    self.base
-                )
-            })?;
-        if !status.is_success() {
-            bail!("{url}: {status}: {}", String::from_utf8_lossy(&body).trim());
-        }
-        serde_json::from_slice(&body).with_context(|| format!("{url}: not JSON"))
+        let request = hyper::Request::get(format!("{}{path}", self.base))
+            .body(Full::new(Bytes::new()))
+            .with_context(|| format!("{}{path}", self.base))?;
+        fetch_json(&self.http, request, Duration::from_secs(30), || {
+            format!(
+                "cannot reach Prometheus at {}: is the stack running? (or leave --prometheus out, and the history ends now)",
+                self.base
+            )
+        })
+        .await
     }
 
     async fn scalar(&self, expr: &str, at: i64) -> anyhow::Result<Option<f64>> {

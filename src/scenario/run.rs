@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::report::{Outcome, Row};
 use super::stack::Control;
 use super::stack::Stack;
+use super::stack::percent_encode;
 use super::{How, Part, Scenario, short};
-use crate::history::percent_encode;
 use crate::signals::Signals;
 
 /// How often the run looks at Prometheus and the receiver.

@@ -23,6 +23,45 @@ use crate::config::ScenarioStackArgs;
 /// How long one request to the stack may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Sends `request` and gives the answer's body as JSON; or why not, in a line that names the
+/// URL: no answer within `timeout`, no connection (`unreachable` says what that means), a
+/// status other than success (with the body), a body that is not JSON.
+pub(crate) async fn fetch_json(
+    http: &Client<HttpConnector, Full<Bytes>>,
+    request: hyper::Request<Full<Bytes>>,
+    timeout: Duration,
+    unreachable: impl FnOnce() -> String,
+) -> anyhow::Result<Value> {
+    let url = request.uri().to_string();
+    let answer = async {
+        let response = http.request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        anyhow::Ok((status, body))
+    };
+    let (status, body) = tokio::time::timeout(timeout, answer)
+        .await
+        .map_err(|_| anyhow::anyhow!("{url}: no answer within {}s", timeout.as_secs()))?
+        .with_context(unreachable)?;
+    if !status.is_success() {
+        let text = String::from_utf8_lossy(&body);
+        bail!("{url}: {status}: {}", text.trim());
+    }
+    serde_json::from_slice(&body).with_context(|| format!("{url}: not JSON"))
+}
+
+/// `text` percent-encoded for a query string.
+pub(crate) fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A running stack.
 #[derive(Clone, Debug)]
 pub struct Stack {
@@ -94,21 +133,10 @@ impl Stack {
         let request = request
             .body(Full::new(body))
             .with_context(|| url.to_owned())?;
-        let answer = async {
-            let response = self.http.request(request).await?;
-            let status = response.status();
-            let body = response.into_body().collect().await?.to_bytes();
-            anyhow::Ok((status, body))
-        };
-        let (status, body) = tokio::time::timeout(TIMEOUT, answer)
-            .await
-            .map_err(|_| anyhow::anyhow!("{url}: no answer within {}s", TIMEOUT.as_secs()))?
-            .with_context(|| format!("{url}: is the stack running?"))?;
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&body);
-            bail!("{url}: {status}: {}", text.trim());
-        }
-        serde_json::from_slice(&body).with_context(|| format!("{url}: not JSON"))
+        fetch_json(&self.http, request, TIMEOUT, || {
+            format!("{url}: is the stack running?")
+        })
+        .await
     }
 
     /// GET a JSON document from anywhere in the stack.

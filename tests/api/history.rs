@@ -230,6 +230,10 @@ fn bad_input_gets_one_line_and_writes_nothing() {
             "--mix names /delay/1s",
         ),
         (
+            vec!["--days", "1", "--prometheus", "http://127.0.0.1:1"],
+            "cannot reach Prometheus at http://127.0.0.1:1",
+        ),
+        (
             vec!["--days", "1", "--config", "nowhere.yml"],
             "cannot read Prometheus' configuration nowhere.yml",
         ),
