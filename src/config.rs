@@ -45,6 +45,37 @@ pub enum Command {
     /// Write days of the service's own series, as Prometheus would have scraped them, for
     /// scripts/history-load to load (docs/history.md).
     History(HistoryArgs),
+    /// The service's objectives (slo/objectives.yaml), and the Prometheus rules generated from
+    /// them (docs/objectives.md).
+    Slo(SloCommandArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SloCommandArgs {
+    #[command(subcommand)]
+    pub command: SloCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SloCommand {
+    /// Write the objectives' recording rules and burn-rate alerts.
+    Generate(SloArgs),
+}
+
+/// Where the objectives are read, and their rules written.
+#[derive(Debug, Args)]
+pub struct SloArgs {
+    /// The objectives.
+    #[arg(long, default_value = crate::slo::OBJECTIVES)]
+    pub objectives: std::path::PathBuf,
+
+    /// The rules' file, which Prometheus loads.
+    #[arg(long, default_value = crate::slo::RULES)]
+    pub out: std::path::PathBuf,
+
+    /// Write nothing; fail if the rules' file is not what the objectives give.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// A history of the service.

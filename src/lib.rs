@@ -24,6 +24,8 @@ pub mod scenario;
 pub mod server;
 /// SIGTERM and SIGINT, as a stream.
 pub mod signals;
+/// `demo-service slo`: the objectives, and the rules generated from them.
+pub mod slo;
 /// What the handlers share.
 pub mod state;
 /// Logging setup.

@@ -2,7 +2,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use demo_service::config::{self, Cli, Command, Output, ScenarioCommand};
+use demo_service::config::{self, Cli, Command, Output, ScenarioCommand, SloCommand};
 use demo_service::load::{self, Progress};
 use demo_service::scenario::{self, Scenario};
 use demo_service::server::Server;
@@ -75,6 +75,11 @@ fn main() -> ExitCode {
                 Ok(())
             }))
         }
+        Command::Slo(args) => match args.command {
+            SloCommand::Generate(args) => {
+                report(demo_service::slo::generate(&args).map(|line| println!("{line}")))
+            }
+        },
         Command::Scenario(args) => match args.command {
             ScenarioCommand::List => {
                 for scenario in Scenario::shipped() {

@@ -57,6 +57,16 @@ pub const FAMILIES: &[&str] = &[
 /// The seed's histogram buckets, in seconds.
 const DURATION_BUCKETS: &[f64] = &[0.1, 0.3, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0];
 
+/// The upper bounds of the request-duration histogram `name` (the seed's or the RED one), for
+/// whatever must name one of its buckets: a latency objective's threshold.
+pub fn duration_bounds(name: &str) -> Option<&'static [f64]> {
+    match name {
+        "request_duration_seconds" => Some(DURATION_BUCKETS),
+        "http_request_duration_seconds" => Some(&red::BUCKETS),
+        _ => None,
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,

@@ -89,6 +89,14 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ),
     ("latency", include_str!("../../scenarios/latency.toml")),
     (
+        "latency-budget-burn",
+        include_str!("../../scenarios/latency-budget-burn.toml"),
+    ),
+    (
+        "latency-budget-burn-slow",
+        include_str!("../../scenarios/latency-budget-burn-slow.toml"),
+    ),
+    (
         "memory-leak",
         include_str!("../../scenarios/memory-leak.toml"),
     ),
