@@ -3,7 +3,7 @@
 //! with its recording rules; a history asked for again adds nothing; a loader that fails
 //! leaves nothing in Prometheus' data.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -143,15 +143,49 @@ async fn a_week_of_history_loads_before_the_live_data_with_its_recording_rules()
             "day {day}: increase {increase}, written {written}"
         );
     }
-    // The recording rules have a week of history too: every 30 s.
+    // The recording rules have a week of history too, every 30 s, those that read other
+    // records (the budget: levels 2 and 3) included.
     for rule in [
-        "job:slo_errors_per_request:ratio_rate5m",
-        "job:slo_errors_per_request:ratio_rate3d",
+        "job:slo_errors_per_request:ratio_rate5m{slo=\"availability\"}",
+        "job:slo_errors_per_request:ratio_rate3d{slo=\"latency\"}",
+        "job:slo_errors_per_request:ratio_rate30d{slo=\"latency\"}",
+        "job:slo_error_budget_remaining:ratio{slo=\"availability\"}",
         "instance:http_requests:rate5m{instance=\"history:8000\"}",
     ] {
         let count = number(&query(&base, &format!("count_over_time({rule}[7d])"), Some(end)).await);
         assert!(count > 7.0 * 2880.0 * 0.99, "{rule}: {count} samples");
     }
+    // The default knobs meet both objectives: a week of them leaves budget in each.
+    let left = query(&base, "job:slo_error_budget_remaining:ratio", Some(end)).await;
+    let left: BTreeMap<String, f64> = left
+        .iter()
+        .map(|s| {
+            let slo = s["metric"]["slo"].as_str().unwrap().to_owned();
+            (slo, s["value"][1].as_str().unwrap().parse().unwrap())
+        })
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.values().all(|&l| l > 0.5 && l <= 1.0), "{left:?}");
+    // The dashboard's objectives row answers over the history, at its end. All but the time
+    // until the budget is gone: nothing burns it in a history of the default knobs, and the
+    // panel says so ("nothing burns").
+    let (report, empty) =
+        crate::stack::dashboard_queries_of(&base, "history:8000", "1m", "Objectives", Some(end))
+            .await;
+    for panel in [
+        "Error budget left (30 days) |",
+        "Burn rate: the ticket's windows |",
+    ] {
+        assert!(report.contains(panel), "{panel} {report}");
+    }
+    assert!(
+        empty
+            .iter()
+            .all(|e| e.contains("job:slo_error_budget_time_left:seconds")),
+        "panels of the objectives row without data over the history:\n{}",
+        empty.join("\n")
+    );
+    assert!(empty.len() <= 2, "{empty:?}");
 
     // Asked for again: nothing to add, and nothing changes.
     let before = number(

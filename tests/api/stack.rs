@@ -35,25 +35,28 @@ fn dashboard() -> Value {
     serde_json::from_str(&read(DASHBOARD)).unwrap()
 }
 
-/// Every panel that queries (rows aside), with its title and the expressions of its targets.
-fn queries(dashboard: &Value) -> Vec<(String, Vec<String>)> {
-    dashboard["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["type"] != "row")
-        .map(|p| {
-            let exprs = p["targets"]
-                .as_array()
-                .map(|ts| {
-                    ts.iter()
-                        .map(|t| t["expr"].as_str().unwrap_or("").to_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            (p["title"].as_str().unwrap().to_owned(), exprs)
-        })
-        .collect()
+/// Every panel that queries (rows aside), with the title of its row, its own title and the
+/// expressions of its targets.
+fn queries(dashboard: &Value) -> Vec<(String, String, Vec<String>)> {
+    let mut row = String::new();
+    let mut found = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let title = panel["title"].as_str().unwrap().to_owned();
+        if panel["type"] == "row" {
+            row = title;
+            continue;
+        }
+        let exprs = panel["targets"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| t["expr"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.push((row.clone(), title, exprs));
+    }
+    found
 }
 
 /// What Grafana would send: variables and `$__rate_interval` replaced.
@@ -77,7 +80,15 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
         tokio::spawn(async move {
             let client = reqwest::Client::new();
             while !stop.load(Ordering::Relaxed) {
-                for path in ["/", "/simulate_error", "/simulate_error", "/nope"] {
+                // /status/500 spends the availability budget, so that the time until it is
+                // gone has a value.
+                for path in [
+                    "/",
+                    "/simulate_error",
+                    "/simulate_error",
+                    "/nope",
+                    "/status/500",
+                ] {
                     let _ = client.get(format!("{app}{path}")).send().await;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -96,6 +107,21 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
             "Prometheus did not scrape the service"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The objectives' budget adds up 5-minute tiles, recorded by a group of their own every
+    // 5 minutes, at a phase of Prometheus' choosing: its first is up to 5 minutes away.
+    let deadline = Instant::now() + Duration::from_secs(330);
+    while prometheus
+        .query("count(job:slo_error_budget_remaining:ratio) == 2")
+        .await
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no error budget was recorded in 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
     let prometheus_url = format!("http://{}", prometheus.addr);
@@ -120,13 +146,28 @@ pub async fn dashboard_queries(
     instance: &str,
     rate_interval: &str,
 ) -> (String, Vec<String>) {
+    dashboard_queries_of(prometheus, instance, rate_interval, "", None).await
+}
+
+/// [`dashboard_queries`], of the panels of the rows whose title starts with `row` only, at
+/// the time `at` (a Unix time in seconds) rather than now.
+pub async fn dashboard_queries_of(
+    prometheus: &str,
+    instance: &str,
+    rate_interval: &str,
+    row: &str,
+    at: Option<f64>,
+) -> (String, Vec<String>) {
     let mut report = String::from("\npanel | query (job=flask_app) | value\n");
     let mut empty = Vec::new();
-    for (title, exprs) in queries(&dashboard()) {
+    for (_, title, exprs) in queries(&dashboard())
+        .into_iter()
+        .filter(|(r, _, _)| r.starts_with(row))
+    {
         for expr in exprs {
             for (job, instance) in [(".*", ".*"), ("flask_app", instance)] {
                 let query = substitute(&expr, job, instance, rate_interval);
-                let result = crate::helpers::query(prometheus, &query, None).await;
+                let result = crate::helpers::query(prometheus, &query, at).await;
                 let values: Vec<f64> = result
                     .iter()
                     .filter_map(|s| s["value"][1].as_str()?.parse().ok())
@@ -270,7 +311,7 @@ fn the_dashboard_is_well_formed() {
     }
 
     let known = exposed_series_names();
-    for (title, exprs) in queries(&dashboard) {
+    for (_, title, exprs) in queries(&dashboard) {
         assert!(!exprs.is_empty(), "{title}: no query");
         for expr in exprs {
             assert!(
@@ -823,7 +864,7 @@ json.dump([names, [n for n in names if not any(re.fullmatch(d, n) for d in drops
 #[test]
 fn docs_metrics_shows_every_panel_and_its_query() {
     let doc = read("docs/metrics.md");
-    for (title, exprs) in queries(&dashboard()) {
+    for (_, title, exprs) in queries(&dashboard()) {
         assert!(
             doc.contains(&format!("| {title} |")),
             "docs/metrics.md has no row for the panel {title:?}"
