@@ -511,10 +511,18 @@ async fn the_compose_stack_works_as_the_docs_say() {
     .await;
 
     // --- every dashboard query answers ------------------------------------------------------
+    // A few server errors outside /simulate_error spend some of the availability budget, so
+    // that the time until it is gone has a value (nothing else burns it). The budget adds up
+    // 5-minute tiles, recorded every 5 minutes at a phase of Prometheus' choosing: hence the
+    // 6 minutes.
+    let client = reqwest::Client::new();
+    for _ in 0..20 {
+        client.get(url(5000, "/status/500")).send().await.unwrap();
+    }
     // Grafana's $__rate_interval at a 15 s scrape interval is 1m: four scrapes.
     let report = poll(
         "every dashboard query answering from compose's Prometheus",
-        Duration::from_secs(240),
+        Duration::from_secs(360),
         || async {
             let (report, empty) =
                 crate::stack::dashboard_queries(&prometheus(), &instance, "1m").await;
@@ -614,8 +622,9 @@ async fn the_compose_stack_works_as_the_docs_say() {
     // --- an incident timeline, played by the app itself: its alert reaches the receiver ------
     // Set in .env, as the docs say; `up -d` re-creates the app (at a new address, inside the
     // watch for a false DemoServiceTargetMissing below, which it must not set off either).
-    compose.env_file =
-        env_file("LOAD_RATE=20\nDEMO_SERVICE_INCIDENTS=incidents/dependency-down.toml\n");
+    compose.env_file = env_file(
+        "LOAD_RATE=20\nDEMO_SERVICE_INCIDENTS=incidents/dependency-down.toml\nHISTORY_DAYS=2\n",
+    );
     compose.run(&["up", "-d", "--wait", "app"]);
     let took = Instant::now();
     let alert = notified(
@@ -632,6 +641,44 @@ async fn the_compose_stack_works_as_the_docs_say() {
         alert["alertname"],
         took.elapsed().as_secs_f64(),
         alert["summary"]
+    ));
+
+    // --- a history, through the profile `history`, in Prometheus' volume ----------------------
+    // Two days (HISTORY_DAYS in .env): the one-shot `history` writes them from the app's image,
+    // `history-load` loads them from Prometheus' image, and Prometheus reads them with no
+    // restart. (Inside the watch for a false DemoServiceTargetMissing, which it must not set
+    // off either.)
+    let took = Instant::now();
+    let loaded = compose.run(&["--profile", "history", "run", "--rm", "history-load"]);
+    let wrote = compose.run(&["--profile", "history", "logs", "--no-log-prefix", "history"]);
+    assert!(
+        wrote.contains("wrote 2 days of job flask_app, instance history:8000"),
+        "{wrote}"
+    );
+    assert!(loaded.contains("loaded 2 days"), "{loaded}");
+    let history = query(
+        &prometheus(),
+        r#"count_over_time(up{instance="history:8000"}[3d])"#,
+        None,
+    )
+    .await;
+    let scrapes: f64 = history
+        .first()
+        .and_then(|s| s["value"][1].as_str()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(scrapes > 2.0 * 5760.0 * 0.99, "{history:?}");
+    let rules = query(
+        &prometheus(),
+        r#"count_over_time(instance:http_requests:rate5m{instance="history:8000"}[3d])"#,
+        None,
+    )
+    .await;
+    assert!(!rules.is_empty(), "no recording rule over the history");
+    compose.say(&format!(
+        "--profile history run --rm history-load: 2 days written and loaded in {:.0} s, no \
+         restart; {scrapes} scrapes of history:8000 in Prometheus, its recording rules too ({})",
+        took.elapsed().as_secs_f64(),
+        loaded.lines().last().unwrap_or_default()
     ));
 
     // --- no DemoServiceTargetMissing for the restart, at the receiver or in Prometheus --------
