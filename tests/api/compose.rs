@@ -499,6 +499,14 @@ async fn the_compose_stack_works_as_the_docs_say() {
          for the 5-minute lookback (no staleness marker at shutdown) beside the new one"
     ));
 
+    // A few server errors outside /simulate_error spend some of the availability budget, so
+    // that the dashboard's time until it is gone has a value (nothing else burns it). Before
+    // the load generator's count begins.
+    let client = reqwest::Client::new();
+    for _ in 0..20 {
+        client.get(url(5000, "/status/500")).send().await.unwrap();
+    }
+
     // --- the load generator: what it sent is what the app counted -----------------------------
     let before = requests_answered().await;
     compose.run(&["--profile", "load", "up", "-d", "loadgen"]);
@@ -511,14 +519,8 @@ async fn the_compose_stack_works_as_the_docs_say() {
     .await;
 
     // --- every dashboard query answers ------------------------------------------------------
-    // A few server errors outside /simulate_error spend some of the availability budget, so
-    // that the time until it is gone has a value (nothing else burns it). The budget adds up
-    // 5-minute tiles, recorded every 5 minutes at a phase of Prometheus' choosing: hence the
-    // 6 minutes.
-    let client = reqwest::Client::new();
-    for _ in 0..20 {
-        client.get(url(5000, "/status/500")).send().await.unwrap();
-    }
+    // The budget adds up 5-minute tiles, recorded every 5 minutes at a phase of Prometheus'
+    // choosing: hence the 6 minutes.
     // Grafana's $__rate_interval at a 15 s scrape interval is 1m: four scrapes.
     let report = poll(
         "every dashboard query answering from compose's Prometheus",
