@@ -245,6 +245,13 @@ impl Objective {
     }
 }
 
+impl Objective {
+    /// The budget in percent, as written: 0.5 for 99.5, 0.9 for 99.1 (not 0.8999999999999999).
+    pub fn budget_percent(&self) -> f64 {
+        (10_000.0 - (self.target * 100.0).round()) / 100.0
+    }
+}
+
 impl Selector {
     /// `metric{label op "value", ...}`, or the metric alone, without the job.
     fn parse(text: &str) -> Result<Self, String> {
@@ -289,7 +296,11 @@ fn split_matchers(text: &str) -> Result<Vec<String>, String> {
         let op = ["=~", "!~", "!=", "="]
             .into_iter()
             .find(|op| after.starts_with(op));
-        let (Some(op), false) = (op, label.is_empty()) else {
+        let label_ok = label
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        let (Some(op), true) = (op, label_ok) else {
             return Err(format!(
                 "matchers {text:?}: each is label=\"value\" (or !=, =~, !~)"
             ));
@@ -434,6 +445,9 @@ objectives:
         assert_eq!(o.job, "flask_app");
         assert_eq!(o.objectives[0].budget.to_string(), "0.005");
         assert_eq!(o.objectives[1].budget.to_string(), "0.001");
+        assert_eq!(o.objectives[1].budget_percent().to_string(), "0.1");
+        let o = with("target: 99.5", "target: 99.1").unwrap();
+        assert_eq!(o.objectives[0].budget_percent().to_string(), "0.9");
         let Sli::Ratio { errors, .. } = &o.objectives[0].sli else {
             panic!("a ratio")
         };
@@ -501,6 +515,7 @@ objectives:
                 "no job",
             ),
             ("status=~\"5..\"}", "status=~5..}", "double quotes"),
+            ("status=~\"5..\"}", "9status=~\"5..\"}", "each is label"),
             (
                 "status=~\"5..\"}",
                 "status=~\"5..\"",

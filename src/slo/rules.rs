@@ -65,8 +65,8 @@ pub(super) fn generate(o: &Objectives) -> String {
             &format!("vector({})\n", objective.budget),
             objective,
         );
-        // vector() has no labels: the job is given too.
-        let _ = writeln!(out, "          job: {}", o.job);
+        // vector() has no labels: the job is given too, quoted, as it may be any label value.
+        let _ = writeln!(out, "          job: \"{}\"", o.job);
         record(
             &mut out,
             "job:slo_error_budget_remaining:ratio",
@@ -217,7 +217,7 @@ fn alert(out: &mut String, o: &Objectives, objective: &Objective, page: bool) {
         objective.name,
         objective.target,
         objective.description,
-        budget * 100.0
+        objective.budget_percent()
     );
     let _ = write!(
         out,

@@ -501,8 +501,24 @@ async fn the_compose_stack_works_as_the_docs_say() {
 
     // A few server errors outside /simulate_error spend some of the availability budget, so
     // that the dashboard's time until it is gone has a value (nothing else burns it). Before
-    // the load generator's count begins.
+    // the load generator's count begins. One first, until Prometheus has scraped its series:
+    // a series' first sample is no increase, so the rest must come after it.
     let client = reqwest::Client::new();
+    client.get(url(5000, "/status/500")).send().await.unwrap();
+    poll(
+        "the first /status/500 scraped",
+        Duration::from_secs(60),
+        || async {
+            let found = query(
+                &prometheus(),
+                r#"http_requests_total{job="flask_app", route="/status/{codes}", status="500"}"#,
+                None,
+            )
+            .await;
+            (!found.is_empty()).then_some(())
+        },
+    )
+    .await;
     for _ in 0..20 {
         client.get(url(5000, "/status/500")).send().await.unwrap();
     }

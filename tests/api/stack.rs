@@ -311,6 +311,7 @@ fn the_dashboard_is_well_formed() {
     }
 
     let known = exposed_series_names();
+    let recorded = recorded_series_names();
     for (_, title, exprs) in queries(&dashboard) {
         assert!(!exprs.is_empty(), "{title}: no query");
         for expr in exprs {
@@ -321,11 +322,18 @@ fn the_dashboard_is_well_formed() {
             let selectors = selectors(&expr);
             assert!(!selectors.is_empty(), "{title}: {expr} selects nothing");
             for (metric, matchers) in selectors {
+                // A series recorded by job (the objectives') has no instance to choose.
+                let by_job = metric.starts_with("job:") && recorded.contains(&metric);
                 assert!(
-                    known.contains(&metric) || SCRAPE_SERIES.contains(&metric.as_str()),
-                    "{title}: {metric} is not in the service's exposition"
+                    known.contains(&metric) || SCRAPE_SERIES.contains(&metric.as_str()) || by_job,
+                    "{title}: {metric} is not in the service's exposition, nor a series the rules record by job"
                 );
-                for variable in ["job=~\"$job\"", "instance=~\"$instance\""] {
+                let variables: &[&str] = if by_job {
+                    &["job=~\"$job\""]
+                } else {
+                    &["job=~\"$job\"", "instance=~\"$instance\""]
+                };
+                for variable in variables {
                     assert!(
                         matchers.contains(variable),
                         "{title}: {metric} ignores {variable}"
@@ -348,6 +356,20 @@ fn the_dashboard_is_well_formed() {
             }
         }
     }
+}
+
+/// The series that the rules of prometheus/rules/ record.
+fn recorded_series_names() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(Path::new(ROOT).join("prometheus/rules")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            if let Some(name) = line.trim().strip_prefix("- record:") {
+                names.insert(name.trim().to_owned());
+            }
+        }
+    }
+    names
 }
 
 fn collect_datasource_uids(value: &Value, uids: &mut BTreeSet<String>) {
@@ -598,6 +620,8 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
             "app",
             "gameday",
             "grafana",
+            "history",
+            "history-load",
             "loadgen",
             "prometheus",
             "receiver",
@@ -606,7 +630,8 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
     );
 
     for (name, service) in services {
-        if name == "loadgen" || name == "gameday" {
+        let one_shot = ["gameday", "history", "history-load"].contains(&name.as_str());
+        if name == "loadgen" || one_shot {
             // They serve nothing to check.
             assert_eq!(service["healthcheck"]["disable"], true);
         } else {
@@ -622,6 +647,15 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
                 service["restart"].is_null(),
                 "{name}: a one-shot tool restarts not"
             );
+        } else if one_shot {
+            // The history, written and loaded once (`docker compose --profile history run --rm
+            // history-load`).
+            assert_eq!(
+                service["profiles"],
+                serde_json::json!(["history"]),
+                "{name}"
+            );
+            assert_eq!(service["restart"], "no", "{name}: a one-shot restarts not");
         } else {
             assert_eq!(service["restart"], "unless-stopped", "{name}");
         }
@@ -874,6 +908,7 @@ fn docs_metrics_shows_every_panel_and_its_query() {
             let shown = expr
                 .replace(r#", job=~"$job", instance=~"$instance""#, "")
                 .replace(r#"{job=~"$job", instance=~"$instance"}"#, "")
+                .replace(r#"{job=~"$job"}"#, "")
                 .replace('|', r"\|");
             assert!(
                 doc.contains(&format!("`{shown}`")),
