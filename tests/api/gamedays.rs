@@ -358,8 +358,10 @@ async fn drill() -> String {
         .args([
             "scenario",
             "drill",
+            // Picks memory-leak among today's scenarios: not family-gone, which hides a family
+            // of its own instead of the giveaway (a new scenario can move the pick).
             "--seed",
-            "7",
+            "8",
             "--state",
             state.to_str().unwrap(),
         ])
@@ -400,7 +402,7 @@ async fn drill() -> String {
     let knobs = stack.knobs().await;
     assert_eq!(
         knobs["hide_family"], "demo_service_fault_active",
-        "the giveaway hidden"
+        "the giveaway hidden (if the drill picked family-gone, change the seed above)"
     );
     let turned: Vec<String> = knobs
         .as_object()
