@@ -82,16 +82,49 @@ mod tests {
 
     #[test]
     fn prometheus_gets_openmetrics() {
-        // What Prometheus 2.42 sends.
-        let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
-                      version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-        assert_eq!(Format::negotiate(Some(accept)), Format::OpenMetrics);
-        // What Prometheus 3 sends with its default scrape protocols.
-        let accept = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,\
-                      application/openmetrics-text;version=0.0.1;q=0.4,\
-                      text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,\
-                      text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
-        assert_eq!(Format::negotiate(Some(accept)), Format::OpenMetrics);
+        // Verbatim from Prometheus' sources: each version's header, by default and with native
+        // histograms on (which puts protobuf first; this service serves no protobuf yet, so the
+        // next best, OpenMetrics).
+        for (who, accept) in [
+            // v2.42.0 scrape/scrape.go: scrapeAcceptHeader.
+            (
+                "2.42",
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                 version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            ),
+            // v2.42.0 scrape/scrape.go: scrapeAcceptHeaderWithProtobuf.
+            (
+                "2.42, native histograms",
+                "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
+                 encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,\
+                 application/openmetrics-text;version=0.0.1;q=0.75,\
+                 text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            ),
+            // v3.13.2 scrape/scrape_test.go: the default scrape protocols.
+            (
+                "3.13",
+                "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,\
+                 application/openmetrics-text;version=0.0.1;q=0.5,\
+                 text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,\
+                 text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+            ),
+            // v3.13.2 scrape/scrape_test.go: scrape_native_histograms on.
+            (
+                "3.13, native histograms",
+                "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
+                 encoding=delimited;q=0.6,\
+                 application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,\
+                 application/openmetrics-text;version=0.0.1;q=0.4,\
+                 text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,\
+                 text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
+            ),
+        ] {
+            assert_eq!(
+                Format::negotiate(Some(accept)),
+                Format::OpenMetrics,
+                "{who}"
+            );
+        }
     }
 
     #[test]
