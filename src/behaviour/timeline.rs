@@ -71,6 +71,13 @@ pub struct Timeline {
     pub steps: Vec<Step>,
 }
 
+/// What a timeline does at a time: a step begins, or ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Begin(usize),
+    End(usize),
+}
+
 impl Timeline {
     /// Reads the timeline at `path`, and checks each step against `start` and `limits`.
     pub fn read(path: &std::path::Path, start: &Knobs, limits: &Limits) -> Result<Self, String> {
@@ -161,16 +168,7 @@ impl Timeline {
             steps,
         })
     }
-}
 
-/// What a timeline does at a time: a step begins, or ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    Begin(usize),
-    End(usize),
-}
-
-impl Timeline {
     /// The events of round `round` (from 0), each at its time from the timeline's start, in
     /// order: a step's jitter comes from `jitter`, given the step's bound. At the same time an
     /// end comes before a begin, so that a step that ends as the next begins hands over.

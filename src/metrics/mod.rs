@@ -57,14 +57,16 @@ pub const FAMILIES: &[&str] = &[
 /// The seed's histogram buckets, in seconds.
 const DURATION_BUCKETS: &[f64] = &[0.1, 0.3, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0];
 
-/// The upper bounds of the request-duration histogram `name` (the seed's or the RED one), for
-/// whatever must name one of its buckets: a latency objective's threshold.
-pub fn duration_bounds(name: &str) -> Option<&'static [f64]> {
-    match name {
-        "request_duration_seconds" => Some(DURATION_BUCKETS),
-        "http_request_duration_seconds" => Some(&red::BUCKETS),
-        _ => None,
-    }
+/// The `le` labels of the request-duration histogram `name` (the seed's or the RED one), `+Inf`
+/// aside, as its OpenMetrics exposition writes them (`5.0`, not `5`): for whatever must name one
+/// of its buckets, as a latency objective's threshold does.
+pub fn duration_buckets(name: &str) -> Option<Vec<String>> {
+    let bounds: &[f64] = match name {
+        "request_duration_seconds" => DURATION_BUCKETS,
+        "http_request_duration_seconds" => &red::BUCKETS,
+        _ => return None,
+    };
+    Some(bounds.iter().map(|&bound| seed::float(bound)).collect())
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

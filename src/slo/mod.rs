@@ -210,12 +210,11 @@ impl Objective {
                 matchers,
                 threshold,
             } => {
-                let Some(bounds) = crate::metrics::duration_bounds(&histogram) else {
+                let Some(spelled) = crate::metrics::duration_buckets(&histogram) else {
                     return Err(format!(
                         "histogram {histogram:?}: not one of the app's: request_duration_seconds or http_request_duration_seconds"
                     ));
                 };
-                let spelled: Vec<String> = bounds.iter().map(|b| le(*b)).collect();
                 if !spelled.contains(&threshold) {
                     return Err(format!(
                         "threshold {threshold:?}: not a bucket of {histogram}, whose le labels are {}",
@@ -345,11 +344,6 @@ fn quoted_len(text: &str) -> Option<usize> {
 
 fn label_of(matcher: &str) -> &str {
     matcher.split(['=', '!']).next().unwrap_or_default().trim()
-}
-
-/// A bound as Prometheus stores the `le` label: OpenMetrics' spelling, `5.0` and `0.25`.
-fn le(bound: f64) -> String {
-    format!("{bound:?}")
 }
 
 fn is_metric_name(name: &str) -> bool {

@@ -47,8 +47,7 @@ pub(super) fn generate(o: &Objectives) -> String {
             let expr = format!("(\n{bad}\n)\n/ {total}\n");
             record(&mut out, &format!("{RATIO}{window}"), &expr, objective);
         }
-        let selector =
-            |record: &str| format!("{record}{{job=\"{}\", slo=\"{}\"}}", o.job, objective.name);
+        let selector = |record: &str| recorded(record, &o.job, objective);
         record(
             &mut out,
             &format!("{RATIO}{PERIOD}"),
@@ -180,12 +179,7 @@ fn alert(out: &mut String, o: &Objectives, objective: &Objective, page: bool) {
         (&objective.alerts.ticket, TICKET, "1h", "warning")
     };
     let budget = objective.budget;
-    let ratio = |window: &str| {
-        format!(
-            "{RATIO}{window}{{job=\"{}\", slo=\"{}\"}}",
-            o.job, objective.name
-        )
-    };
+    let ratio = |window: &str| recorded(&format!("{RATIO}{window}"), &o.job, objective);
     let expr = pairs
         .iter()
         .map(|(long, short, factor)| {
@@ -260,6 +254,11 @@ impl Objective {
             }
         }
     }
+}
+
+/// A series that these rules record for `objective`: `record{job="...", slo="..."}`.
+fn recorded(record: &str, job: &str, objective: &Objective) -> String {
+    format!("{record}{{job=\"{job}\", slo=\"{}\"}}", objective.name)
 }
 
 /// `metric{job="...", matchers..., extra...}`.

@@ -7,10 +7,11 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::compose::poll;
 use crate::helpers::{
     Prometheus, Service, prometheus_config, promtool, stack_config, stdout_of, targets_file,
 };
@@ -95,33 +96,25 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
             }
         })
     };
-    // Enough scrapes for every rate() window: ten seconds of them.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while prometheus
-        .query("count_over_time(request_count_total[1m]) >= 10")
-        .await
-        .is_empty()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus did not scrape the service"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-
-    // The objectives' budget adds up 5-minute tiles, recorded by a group of their own every
-    // 5 minutes, at a phase of Prometheus' choosing: its first is up to 5 minutes away.
-    let deadline = Instant::now() + Duration::from_secs(330);
-    while prometheus
-        .query("count(job:slo_error_budget_remaining:ratio) == 2")
-        .await
-        .is_empty()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no error budget was recorded in 5 minutes"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    // Enough scrapes for every rate() window: ten seconds of them. Then the objectives'
+    // budget, which adds up 5-minute tiles, recorded by a group of their own every 5 minutes,
+    // at a phase of Prometheus' choosing: its first is up to 5 minutes away.
+    for (what, query, within) in [
+        (
+            "Prometheus scraping the service",
+            "count_over_time(request_count_total[1m]) >= 10",
+            Duration::from_secs(30),
+        ),
+        (
+            "an error budget recorded for both objectives",
+            "count(job:slo_error_budget_remaining:ratio) == 2",
+            Duration::from_secs(330),
+        ),
+    ] {
+        poll(what, within, || async {
+            (!prometheus.query(query).await.is_empty()).then_some(())
+        })
+        .await;
     }
 
     let prometheus_url = format!("http://{}", prometheus.addr);
