@@ -402,14 +402,16 @@ impl Prometheus {
     }
 
     /// The time of the first sample of `selector`, to the second: found by the hour over
-    /// 400 days, then by the 15 seconds within the hour.
+    /// 400 days, then by the second within the two hours that end an hour after it. A
+    /// subquery's steps fall on the hour, so one younger than the last hour has no step: the
+    /// coarse search finds nothing, and the fine one looks at the last two hours.
     async fn earliest(&self, selector: &str, now: i64) -> anyhow::Result<Option<i64>> {
         let coarse = format!("min(min_over_time(timestamp({selector})[400d:1h]))");
-        let Some(hour) = self.scalar(&coarse, now).await? else {
-            return Ok(None);
+        let at = match self.scalar(&coarse, now).await? {
+            Some(hour) => (hour as i64 + 3600).min(now),
+            None => now,
         };
-        let at = (hour as i64 + 3600).min(now);
-        let fine = format!("min(min_over_time(timestamp({selector})[2h:15s]))");
+        let fine = format!("min(min_over_time(timestamp({selector})[2h:1s]))");
         Ok(self.scalar(&fine, at).await?.map(|t| t.floor() as i64))
     }
 

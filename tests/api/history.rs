@@ -78,15 +78,23 @@ async fn a_week_of_history_loads_before_the_live_data_with_its_recording_rules()
     for path in ["/", "/simulate_error", "/", "/simulate_error"] {
         get(&service.app_url(path)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // And the live data is older than a step of the history (15 s, the scrape interval of
+    // prometheus/prometheus.yml), so that a history that ended now would overlap it: the
+    // live data is younger than the last hour, as a learner's is who loads a history minutes
+    // after `docker compose up`.
+    let live = "up{job=\"flask_app\",instance!=\"history:8000\"}";
+    let deadline = Instant::now() + Duration::from_secs(60);
     while query(&base, "http_requests_total{job=\"flask_app\"}", None)
         .await
         .len()
         < 2
+        || query(&base, &format!("count_over_time({live}[1h]) > 34"), None)
+            .await
+            .is_empty()
     {
         assert!(
             Instant::now() < deadline,
-            "Prometheus has not scraped the service"
+            "Prometheus has not scraped the service for 17 s"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -106,7 +114,6 @@ async fn a_week_of_history_loads_before_the_live_data_with_its_recording_rules()
     assert!(said.contains("loaded 7 days"), "{said}");
 
     // It ends before the live data begins.
-    let live = "up{job=\"flask_app\",instance!=\"history:8000\"}";
     assert!(
         query(&base, &format!("count_over_time({live}[8d])"), Some(end))
             .await
