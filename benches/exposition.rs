@@ -1,4 +1,4 @@
-//! What a scrape costs: rendering the whole exposition, in both formats, once every family has
+//! What a scrape costs: rendering the whole exposition, in each of the three formats, once every family has
 //! series (the seed's, RED for five routes with several status codes, the process).
 //!
 //!   cargo bench --bench exposition
@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use demo_service::behaviour::knobs::Knobs;
-use demo_service::metrics::{Format, Metrics};
+use demo_service::metrics::{Format, Metrics, TextFormat};
 use demo_service::routes;
 use demo_service::state::{AppState, Settings};
 use tower::ServiceExt;
@@ -61,10 +61,15 @@ fn render(c: &mut Criterion) {
     c.bench_function("render the exposition, OpenMetrics", |b| {
         b.iter(|| black_box(metrics.encode(Format::OpenMetrics)))
     });
+    c.bench_function("render the exposition, protobuf", |b| {
+        b.iter(|| black_box(metrics.encode(Format::Protobuf)))
+    });
+    let text = metrics.text(TextFormat::Prometheus);
     println!(
-        "exposition: {} bytes, {} lines",
-        metrics.encode(Format::Text).len(),
-        metrics.encode(Format::Text).lines().count()
+        "exposition: {} bytes, {} lines; protobuf: {} bytes",
+        text.len(),
+        text.lines().count(),
+        metrics.encode(Format::Protobuf).len()
     );
 }
 

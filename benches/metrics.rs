@@ -1,7 +1,8 @@
 //! What one request costs in metric updates: the seed's counters, labelled counter, histogram
 //! and summary for a request to `/`, and the RED middleware around a handler that does nothing
 //! (minus the same handler without it). Both record exemplars: the histogram's with a given
-//! trace, the middleware's with the trace it reads from `traceparent` or makes.
+//! trace, the middleware's with the trace it reads from `traceparent` or makes. And the native
+//! histogram's observation, which a request to `/` adds to the seed's.
 //!
 //!   cargo bench --bench metrics
 
@@ -97,5 +98,18 @@ fn red_middleware(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, seed_updates, red_middleware);
+/// The native histogram's share of a request to `/`: one observation into the crate's native
+/// histogram, as `request_duration_native_seconds` is configured (schema 3, at most 160
+/// buckets), over a spread of durations like a lognormal's, so that the buckets it finds vary.
+fn native_update(c: &mut Criterion) {
+    use prometheus_client::metrics::histogram::{Histogram, NativeHistogramConfig};
+    let native = Histogram::new_native(NativeHistogramConfig::new(1.1).max_buckets(160));
+    let durations: Vec<f64> = (0..1024).map(|i| 0.01 * 1.01f64.powi(i % 600)).collect();
+    let mut next = durations.iter().cycle();
+    c.bench_function("one observation into the native histogram", |b| {
+        b.iter(|| native.observe(black_box(*next.next().unwrap())))
+    });
+}
+
+criterion_group!(benches, seed_updates, red_middleware, native_update);
 criterion_main!(benches);

@@ -31,7 +31,7 @@ use crate::behaviour::draws::{Draws, Stream};
 use crate::behaviour::faults::{Limits, leak};
 use crate::behaviour::knobs::Knobs;
 use crate::behaviour::timeline::{self, Event, Timeline};
-use crate::metrics::{Format, Metrics, process};
+use crate::metrics::{Metrics, TextFormat, process};
 
 const DAY: i64 = 86_400;
 
@@ -343,10 +343,11 @@ impl Service {
         if knobs.faults.metrics_delay >= model.scrape_timeout {
             return None;
         }
-        Some(
-            self.metrics
-                .encode_with(Format::OpenMetrics, &knobs.faults, !knobs.faults.not_ready),
-        )
+        Some(self.metrics.text_with(
+            TextFormat::OpenMetrics,
+            &knobs.faults,
+            !knobs.faults.not_ready,
+        ))
     }
 
     /// Serves the requests of the scrape interval that begins at `t`; returns how many.

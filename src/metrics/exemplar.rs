@@ -1,6 +1,7 @@
 //! Exemplars: for each bucket of a histogram (and each counter), the latest request that was
-//! counted in it, named by its trace id. Only the OpenMetrics exposition carries them (the 0.0.4
-//! text format has no place for them), as `# {trace_id="..."} value timestamp` after a sample.
+//! counted in it, named by its trace id. The OpenMetrics exposition carries them, as
+//! `# {trace_id="..."} value timestamp` after a sample, and the protobuf one, in each counter and
+//! bucket (and in the native histogram's list); the 0.0.4 text format has no place for them.
 //!
 //! One exemplar per bucket, replaced by each request: Prometheus keeps the one it finds at each
 //! scrape, so it stores one request per bucket per scrape, not every request.
@@ -87,6 +88,17 @@ pub(crate) fn push(out: &mut String, exemplar: &Exemplar, clock: &Clock) {
         ryu::Buffer::new().format(exemplar.value),
         clock.timestamp(exemplar.at)
     );
+}
+
+/// An exemplar as the protobuf exposition carries it: the same label, value and timestamp.
+pub(crate) fn proto(exemplar: &Exemplar, clock: &Clock) -> super::protobuf::Exemplar {
+    // To the millisecond, as the text formats write it: the same at every scrape, in any format.
+    let millis = (clock.timestamp(exemplar.at) * 1000.0).round() / 1000.0;
+    super::protobuf::Exemplar {
+        label: super::protobuf::labels([("trace_id", exemplar.trace.to_string().as_str())]),
+        value: exemplar.value,
+        timestamp: Some(super::protobuf::timestamp(millis)),
+    }
 }
 
 #[cfg(test)]

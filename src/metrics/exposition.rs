@@ -1,9 +1,11 @@
-//! The two exposition formats, and which one a scraper gets.
+//! The three exposition formats, and which one a scraper gets.
 //!
-//! Prometheus asks for OpenMetrics first and falls back to the 0.0.4 text format; browsers and
-//! curl ask for anything. Like the Python client, the service answers OpenMetrics only to a
-//! scraper that asks for it by name, and the text format to everyone else; unlike the Python
-//! client, it honours `q` values, so a scraper can rank or refuse a format.
+//! Prometheus asks for OpenMetrics first and falls back to the 0.0.4 text format; with native
+//! histograms on, it asks for protobuf before both. Browsers and curl ask for anything. Like
+//! the Python client, the service answers OpenMetrics only to a scraper that asks for it by
+//! name, and the text format to everyone else; unlike the Python client, it honours `q` values,
+//! so a scraper can rank or refuse a format. Protobuf, too, only to a scraper that names it,
+//! with the message type and framing that Prometheus reads.
 
 use std::str::FromStr;
 
@@ -14,6 +16,18 @@ pub enum Format {
     Text,
     /// OpenMetrics 1.0.0, text.
     OpenMetrics,
+    /// Prometheus' protobuf: `io.prometheus.client.MetricFamily` messages, each after its
+    /// length. The only one with native histograms.
+    Protobuf,
+}
+
+/// The two text formats, which the hand-written families write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextFormat {
+    /// The Prometheus text format, version 0.0.4.
+    Prometheus,
+    /// OpenMetrics 1.0.0, text.
+    OpenMetrics,
 }
 
 impl Format {
@@ -21,32 +35,53 @@ impl Format {
         match self {
             Format::Text => "text/plain; version=0.0.4; charset=utf-8",
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Protobuf => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; \
+                 encoding=delimited"
+            }
         }
     }
 
-    /// Chooses a format for an `Accept` header. OpenMetrics wins when it is asked for by name
-    /// with a weight at least that of the best text match; otherwise, and for a missing or
-    /// unparsable header, the text format.
+    /// The text format this is, if it is one.
+    pub fn text(self) -> Option<TextFormat> {
+        match self {
+            Format::Text => Some(TextFormat::Prometheus),
+            Format::OpenMetrics => Some(TextFormat::OpenMetrics),
+            Format::Protobuf => None,
+        }
+    }
+
+    /// Chooses a format for an `Accept` header. Protobuf wins when it is asked for by name
+    /// with a weight at least that of any other match, then OpenMetrics, on the same terms
+    /// against the text format; for a missing or unparsable header, the text format.
     pub fn negotiate(accept: Option<&str>) -> Self {
         let Some(accept) = accept else {
             return Format::Text;
         };
-        let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
+        let (mut protobuf, mut openmetrics, mut text) = (0.0_f32, 0.0_f32, 0.0_f32);
         for (mime, q) in media_ranges(accept) {
-            let version = mime.get_param("version").map(|v| v.as_str());
+            let param = |name| mime.get_param(name).map(|v| v.as_str());
             let best = match (mime.type_().as_str(), mime.subtype().as_str()) {
+                ("application", "vnd.google.protobuf")
+                    if param("proto") == Some("io.prometheus.client.MetricFamily")
+                        && param("encoding") == Some("delimited") =>
+                {
+                    &mut protobuf
+                }
                 ("application", "openmetrics-text")
-                    if matches!(version, None | Some("1.0.0" | "0.0.1")) =>
+                    if matches!(param("version"), None | Some("1.0.0" | "0.0.1")) =>
                 {
                     &mut openmetrics
                 }
-                ("text", "plain") if matches!(version, None | Some("0.0.4")) => &mut text,
+                ("text", "plain") if matches!(param("version"), None | Some("0.0.4")) => &mut text,
                 ("text", "*") | ("*", "*") => &mut text,
                 _ => continue,
             };
             *best = best.max(q);
         }
-        if openmetrics > 0.0 && openmetrics >= text {
+        if protobuf > 0.0 && protobuf >= openmetrics && protobuf >= text {
+            Format::Protobuf
+        } else if openmetrics > 0.0 && openmetrics >= text {
             Format::OpenMetrics
         } else {
             Format::Text
@@ -81,16 +116,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prometheus_gets_openmetrics() {
+    fn prometheus_gets_openmetrics_or_with_native_histograms_protobuf() {
         // Verbatim from Prometheus' sources: each version's header, by default and with native
-        // histograms on (which puts protobuf first; this service serves no protobuf yet, so the
-        // next best, OpenMetrics).
-        for (who, accept) in [
+        // histograms on (which puts protobuf first).
+        for (who, accept, format) in [
             // v2.42.0 scrape/scrape.go: scrapeAcceptHeader.
             (
                 "2.42",
                 "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
                  version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                Format::OpenMetrics,
             ),
             // v2.42.0 scrape/scrape.go: scrapeAcceptHeaderWithProtobuf.
             (
@@ -99,6 +134,7 @@ mod tests {
                  encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,\
                  application/openmetrics-text;version=0.0.1;q=0.75,\
                  text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                Format::Protobuf,
             ),
             // v3.13.2 scrape/scrape_test.go: the default scrape protocols.
             (
@@ -107,6 +143,7 @@ mod tests {
                  application/openmetrics-text;version=0.0.1;q=0.5,\
                  text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,\
                  text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+                Format::OpenMetrics,
             ),
             // v3.13.2 scrape/scrape_test.go: scrape_native_histograms on.
             (
@@ -117,13 +154,10 @@ mod tests {
                  application/openmetrics-text;version=0.0.1;q=0.4,\
                  text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,\
                  text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
+                Format::Protobuf,
             ),
         ] {
-            assert_eq!(
-                Format::negotiate(Some(accept)),
-                Format::OpenMetrics,
-                "{who}"
-            );
+            assert_eq!(Format::negotiate(Some(accept)), format, "{who}");
         }
     }
 
@@ -165,6 +199,28 @@ mod tests {
                 Format::OpenMetrics,
             ),
             ("application/openmetrics-text; version=2.0.0", Format::Text),
+            // Protobuf only as Prometheus names it: its message type, each after its length.
+            (
+                "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
+                 encoding=delimited",
+                Format::Protobuf,
+            ),
+            (
+                "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
+                 encoding=text",
+                Format::Text,
+            ),
+            ("application/vnd.google.protobuf", Format::Text),
+            (
+                "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
+                 encoding=delimited;q=0.5,application/openmetrics-text",
+                Format::OpenMetrics,
+            ),
+            (
+                "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
+                 encoding=delimited;q=0,application/openmetrics-text",
+                Format::OpenMetrics,
+            ),
         ];
         for (accept, format) in cases {
             assert_eq!(Format::negotiate(Some(accept)), format, "{accept}");

@@ -15,7 +15,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::Format;
+use super::TextFormat;
+use super::protobuf::{self, MetricFamily};
 use crate::behaviour::faults::dependency::{self, Outcome};
 use crate::behaviour::faults::{Faults, NAMES};
 use crate::trace::TraceId;
@@ -109,14 +110,23 @@ impl FaultMetrics {
     }
 
     /// Writes `dependency_request_duration_seconds`, which the registry does not hold.
-    pub(crate) fn encode(&self, out: &mut String, format: Format) {
+    pub(crate) fn encode(&self, out: &mut String, format: TextFormat) {
         self.call_duration.encode_labelled(
             out,
             format,
             "dependency_request_duration_seconds",
-            "How long the calls of / to its simulated dependency took",
+            CALL_DURATION_HELP,
             Some(("dependency", dependency::NAME)),
         );
+    }
+
+    /// As [`FaultMetrics::encode`], for the protobuf exposition.
+    pub(crate) fn proto(&self) -> Vec<MetricFamily> {
+        self.call_duration.proto_labelled(
+            "dependency_request_duration_seconds",
+            CALL_DURATION_HELP,
+            Some(("dependency", dependency::NAME)),
+        )
     }
 
     /// The counters and histograms back to zero; the moment noted.
@@ -137,13 +147,18 @@ impl FaultMetrics {
     }
 }
 
+const CALL_DURATION_HELP: &str = "How long the calls of / to its simulated dependency took";
+const FAULT_ACTIVE_HELP: &str = "Whether each fault of the catalogue is on (1) or off (0).";
+const READY_HELP: &str = "Whether the service takes requests: what /readyz says (1: 200, 0: 503).";
+const SESSIONS_HELP: &str = "Open sessions per user: the cardinality fault, a series per user.";
+
 /// Writes the series that follow the knobs: which faults are on, readiness, and the
 /// cardinality fault's series. The same lines in both formats: they are gauges.
 pub(crate) fn encode_state(out: &mut String, faults: &Faults, ready: bool) {
     // Writing to a String cannot fail.
     let _ = writeln!(
         out,
-        "# HELP demo_service_fault_active Whether each fault of the catalogue is on (1) or off (0).\n\
+        "# HELP demo_service_fault_active {FAULT_ACTIVE_HELP}\n\
          # TYPE demo_service_fault_active gauge"
     );
     for (name, on) in NAMES.iter().zip(faults.active()) {
@@ -155,7 +170,7 @@ pub(crate) fn encode_state(out: &mut String, faults: &Faults, ready: bool) {
     }
     let _ = writeln!(
         out,
-        "# HELP demo_service_ready Whether the service takes requests: what /readyz says (1: 200, 0: 503).\n\
+        "# HELP demo_service_ready {READY_HELP}\n\
          # TYPE demo_service_ready gauge\n\
          demo_service_ready {}",
         u8::from(ready)
@@ -163,7 +178,7 @@ pub(crate) fn encode_state(out: &mut String, faults: &Faults, ready: bool) {
     if faults.cardinality > 0 {
         let _ = writeln!(
             out,
-            "# HELP demo_service_user_sessions Open sessions per user: the cardinality fault, a series per user.\n\
+            "# HELP demo_service_user_sessions {SESSIONS_HELP}\n\
              # TYPE demo_service_user_sessions gauge"
         );
         for user in 1..=faults.cardinality {
@@ -175,29 +190,80 @@ pub(crate) fn encode_state(out: &mut String, faults: &Faults, ready: bool) {
     }
 }
 
+/// As [`encode_state`], for the protobuf exposition.
+pub(crate) fn proto_state(faults: &Faults, ready: bool) -> Vec<MetricFamily> {
+    let active = NAMES
+        .iter()
+        .zip(faults.active())
+        .map(|(name, on)| {
+            protobuf::gauge(
+                protobuf::labels([("fault", *name)]),
+                f64::from(u8::from(on)),
+            )
+        })
+        .collect();
+    let mut families = vec![
+        protobuf::family(
+            "demo_service_fault_active",
+            FAULT_ACTIVE_HELP,
+            protobuf::Type::Gauge,
+            active,
+        ),
+        protobuf::family(
+            "demo_service_ready",
+            READY_HELP,
+            protobuf::Type::Gauge,
+            vec![protobuf::gauge(vec![], f64::from(u8::from(ready)))],
+        ),
+    ];
+    if faults.cardinality > 0 {
+        let sessions = (1..=faults.cardinality)
+            .map(|user| {
+                let user = format!("user-{user:05}");
+                protobuf::gauge(protobuf::labels([("user", user.as_str())]), 1.0)
+            })
+            .collect();
+        families.push(protobuf::family(
+            "demo_service_user_sessions",
+            SESSIONS_HELP,
+            protobuf::Type::Gauge,
+            sessions,
+        ));
+    }
+    families
+}
+
+/// Whether a sample or family name is one of `family`'s: the family's own, or it under any of
+/// the suffixes a family's samples take.
+fn belongs(name: &str, family: &str) -> bool {
+    name.strip_prefix(family).is_some_and(|rest| {
+        [
+            "", "_total", "_created", "_count", "_sum", "_bucket", "_info",
+        ]
+        .contains(&rest)
+    })
+}
+
 /// `exposition` without the lines of `family`: its comments, and its samples under any of the
 /// suffixes a family's samples take.
 pub(crate) fn hide(exposition: &str, family: &str) -> String {
-    let ours = |name: &str| {
-        name.strip_prefix(family).is_some_and(|rest| {
-            [
-                "", "_total", "_created", "_count", "_sum", "_bucket", "_info",
-            ]
-            .contains(&rest)
-        })
-    };
     let mut out = String::with_capacity(exposition.len());
     for line in exposition.lines() {
         let name = match line.strip_prefix("# ") {
             Some(comment) => comment.split_whitespace().nth(1).unwrap_or(""),
             None => line.split(['{', ' ']).next().unwrap_or(""),
         };
-        if !ours(name) {
+        if !belongs(name, family) {
             out.push_str(line);
             out.push('\n');
         }
     }
     out
+}
+
+/// The protobuf families without those of `family` (its `_total` and `_created` among them).
+pub(crate) fn hide_proto(families: &mut Vec<MetricFamily>, family: &str) {
+    families.retain(|f| !belongs(&f.name, family));
 }
 
 #[cfg(test)]

@@ -1,14 +1,18 @@
 //! Every metric the service exposes, and the exposition that renders them.
 //!
 //! The seed's families come first, name for name (see [`seed`]); then the service's own: RED
-//! metrics per route ([`red`]), the process ([`process`]) and its build. The values are atomics
+//! metrics per route ([`red`]), the process ([`process`]) and its build. The same families in
+//! each of the three formats ([`Format`]); protobuf, the only one that can, adds a native
+//! histogram of the seed's request durations ([`native`]). The values are atomics
 //! updated on the request path (the exemplars, a cell per bucket taken with `try_lock`, never
 //! wait); the registry itself is read-only once built.
 
 mod exemplar;
 mod exposition;
 mod faults;
+mod native;
 pub(crate) mod process;
+mod protobuf;
 pub mod red;
 mod seed;
 
@@ -23,15 +27,17 @@ use prometheus_client::registry::Registry;
 
 use crate::trace::TraceId;
 
-pub use exposition::Format;
 pub(crate) use exposition::media_ranges;
+pub use exposition::{Format, TextFormat};
 
 /// Every family of the exposition, by its OpenMetrics name (a counter's without `_total`): what
-/// the `hide_family` fault may hide. A test checks that each is there.
+/// the `hide_family` fault may hide. A test checks that each is there (the native histogram in
+/// protobuf only).
 pub const FAMILIES: &[&str] = &[
     "request_processing_seconds",
     "request_count",
     "request_duration_seconds",
+    "request_duration_native_seconds",
     "error_count",
     "response_code_count",
     "current_users",
@@ -69,6 +75,19 @@ pub fn duration_buckets(name: &str) -> Option<Vec<String>> {
     Some(bounds.iter().map(|&bound| seed::float(bound)).collect())
 }
 
+/// The seed's five families, by name and help, in its order.
+const PROCESSING: (&str, &str) = (
+    "request_processing_seconds",
+    "Time spent processing request",
+);
+const COUNT: (&str, &str) = ("request_count", "Total number of requests received");
+const DURATION: (&str, &str) = (
+    "request_duration_seconds",
+    "Histogram of request durations in seconds",
+);
+const ERRORS: (&str, &str) = ("error_count", "Total number of errors encountered");
+const CODES: (&str, &str) = ("response_code_count", "Count of HTTP response status codes");
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
@@ -83,6 +102,8 @@ pub struct Metrics {
     pub(crate) request_count: seed::Counter,
     /// `request_duration_seconds`: the drawn processing time of `/`.
     pub(crate) request_duration: seed::Histogram,
+    /// `request_duration_native_seconds`: the same, in a native histogram.
+    native_duration: native::Native,
     /// `error_count_total`: simulated errors.
     pub(crate) error_count: seed::Counter,
     /// `response_code_count_total{status_code}`: answers of `/` and `/simulate_error`.
@@ -141,6 +162,7 @@ impl Metrics {
             request_processing: seed::Summary::default(),
             request_count: seed::Counter::default(),
             request_duration: seed::Histogram::new(DURATION_BUCKETS),
+            native_duration: native::Native::default(),
             error_count: seed::Counter::default(),
             response_codes: seed::StatusCounter::default(),
             current_users,
@@ -173,6 +195,7 @@ impl Metrics {
         let now = Instant::now();
         self.request_processing.observe(now - started);
         self.request_duration.observe(drawn, trace, now);
+        self.native_duration.observe(drawn);
     }
 
     /// Records the work of one simulated request to `/`: `drawn`, as it was waited for.
@@ -180,6 +203,7 @@ impl Metrics {
         self.request_processing.observe(drawn);
         self.request_duration
             .observe(drawn, TraceId::SIMULATED, Instant::now());
+        self.native_duration.observe(drawn);
     }
 
     /// The RED middleware, recording into these metrics.
@@ -208,6 +232,7 @@ impl Metrics {
         self.request_processing.reset();
         self.request_count.reset();
         self.request_duration.reset();
+        self.native_duration.reset();
         self.error_count.reset();
         self.response_codes.reset();
         self.red.reset();
@@ -222,7 +247,7 @@ impl Metrics {
     }
 
     /// Renders the whole exposition with every fault off and the service ready.
-    pub fn encode(&self, format: Format) -> String {
+    pub fn encode(&self, format: Format) -> Vec<u8> {
         self.encode_with(format, &crate::behaviour::faults::Faults::default(), true)
     }
 
@@ -232,51 +257,50 @@ impl Metrics {
         format: Format,
         faults: &crate::behaviour::faults::Faults,
         ready: bool,
+    ) -> Vec<u8> {
+        match format.text() {
+            Some(text) => self.text_with(text, faults, ready).into_bytes(),
+            None => self.protobuf_with(faults, ready),
+        }
+    }
+
+    /// Renders the exposition in a text format with every fault off and the service ready.
+    pub fn text(&self, format: TextFormat) -> String {
+        self.text_with(format, &crate::behaviour::faults::Faults::default(), true)
+    }
+
+    /// Renders the exposition in a text format as the knobs' `faults` make it: every family
+    /// but the native histogram, which only protobuf carries.
+    pub fn text_with(
+        &self,
+        format: TextFormat,
+        faults: &crate::behaviour::faults::Faults,
+        ready: bool,
     ) -> String {
         // Sized after the last exposition, so that the string grows once at most.
         let mut out = String::with_capacity(self.last_size.load(Ordering::Relaxed) + 1024);
         // The seed's help texts and order.
-        self.request_processing.encode(
-            &mut out,
-            format,
-            "request_processing_seconds",
-            "Time spent processing request",
-        );
-        self.request_count.encode(
-            &mut out,
-            format,
-            "request_count",
-            "Total number of requests received",
-        );
-        self.request_duration.encode(
-            &mut out,
-            format,
-            "request_duration_seconds",
-            "Histogram of request durations in seconds",
-        );
-        self.error_count.encode(
-            &mut out,
-            format,
-            "error_count",
-            "Total number of errors encountered",
-        );
-        self.response_codes.encode(
-            &mut out,
-            format,
-            "response_code_count",
-            "Count of HTTP response status codes",
-        );
+        let (name, help) = PROCESSING;
+        self.request_processing.encode(&mut out, format, name, help);
+        let (name, help) = COUNT;
+        self.request_count.encode(&mut out, format, name, help);
+        let (name, help) = DURATION;
+        self.request_duration.encode(&mut out, format, name, help);
+        let (name, help) = ERRORS;
+        self.error_count.encode(&mut out, format, name, help);
+        let (name, help) = CODES;
+        self.response_codes.encode(&mut out, format, name, help);
         // Writing to a String cannot fail. The RED families are written here, with their
         // exemplars; in OpenMetrics before the `# EOF` that ends the exposition.
         use prometheus_client::encoding::{prometheus_text, text};
         match format {
-            Format::Text => {
+            TextFormat::Prometheus => {
                 let _ = prometheus_text::encode(&mut out, &self.registry);
                 self.red.encode(&mut out, format);
                 self.faults.encode(&mut out, format);
                 faults::encode_state(&mut out, faults, ready);
             }
-            Format::OpenMetrics => {
+            TextFormat::OpenMetrics => {
                 let _ = text::encode_registry(&mut out, &self.registry);
                 self.red.encode(&mut out, format);
                 self.faults.encode(&mut out, format);
@@ -291,6 +315,39 @@ impl Metrics {
         }
     }
 
+    /// Renders the exposition in protobuf as the knobs' `faults` make it: the families of the
+    /// text formats, in their order, with the native histogram after the seed's classic one.
+    fn protobuf_with(&self, faults: &crate::behaviour::faults::Faults, ready: bool) -> Vec<u8> {
+        let mut families = Vec::with_capacity(64);
+        let (name, help) = PROCESSING;
+        families.extend(self.request_processing.proto(name, help));
+        let (name, help) = COUNT;
+        families.extend(self.request_count.proto(name, help));
+        let (name, help) = DURATION;
+        families.extend(self.request_duration.proto_labelled(name, help, None));
+        families.extend(
+            self.native_duration
+                .proto(self.request_duration.exemplars()),
+        );
+        let (name, help) = ERRORS;
+        families.extend(self.error_count.proto(name, help));
+        let (name, help) = CODES;
+        families.extend(self.response_codes.proto(name, help));
+        // The crate's own families fail to encode only for a native-only histogram, which its
+        // registry does not hold.
+        families.extend(
+            prometheus_client::encoding::prometheus_protobuf::encode(&self.registry)
+                .unwrap_or_default(),
+        );
+        families.extend(self.red.proto());
+        families.extend(self.faults.proto());
+        families.extend(faults::proto_state(faults, ready));
+        if let Some(family) = &faults.hide_family {
+            faults::hide_proto(&mut families, family);
+        }
+        protobuf::write(&families)
+    }
+
     /// Requests counted by `request_count_total` so far.
     pub fn request_count(&self) -> u64 {
         self.request_count.get()
@@ -301,26 +358,97 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    /// The families of a protobuf exposition, read back with the `.proto`'s own types.
+    pub(crate) fn decoded(body: &[u8]) -> Vec<protobuf::MetricFamily> {
+        use prost::Message;
+        let mut rest = body;
+        let mut families = Vec::new();
+        while !rest.is_empty() {
+            families.push(protobuf::MetricFamily::decode_length_delimited(&mut rest).unwrap());
+        }
+        families
+    }
+
+    #[test]
+    fn protobuf_has_every_family_of_the_text_format_name_for_name() {
+        let metrics = Metrics::new();
+        metrics.red.record_one();
+        metrics.count_request();
+        metrics.count_response(200);
+        metrics.observe_processing(
+            Duration::from_millis(300),
+            Instant::now(),
+            TraceId::random(),
+        );
+        let text = metrics.text(TextFormat::Prometheus);
+        let families = decoded(&metrics.encode(Format::Protobuf));
+        // The 0.0.4 text format names families as protobuf does: a counter by its `_total`,
+        // `_created` a gauge family of its own.
+        let helps: Vec<(&str, &str)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# HELP "))
+            .map(|l| l.split_once(' ').unwrap())
+            .collect();
+        let names: Vec<&str> = families.iter().map(|f| f.name.as_str()).collect();
+        let mut expected: Vec<&str> = helps.iter().map(|(name, _)| *name).collect();
+        // The native histogram, after the seed's classic one and its `_created`.
+        let at = expected
+            .iter()
+            .position(|n| *n == "request_duration_seconds_created")
+            .unwrap();
+        expected.insert(at + 1, native::NAME);
+        assert_eq!(names, expected);
+        for (name, help) in helps {
+            let family = families.iter().find(|f| f.name == name).unwrap();
+            assert_eq!(family.help, help, "{name}");
+        }
+        // Every sample of the text format has its value in protobuf: the seed's counter.
+        let count = families
+            .iter()
+            .find(|f| f.name == "request_count_total")
+            .unwrap();
+        assert_eq!(count.metric[0].counter.as_ref().unwrap().value, 1.0);
+        assert_eq!(count.r#type, protobuf::Type::Counter as i32);
+    }
+
     #[test]
     fn every_family_that_can_be_hidden_is_there_and_can_be_hidden() {
         let metrics = Metrics::new();
         // The RED families have no lines before the first request.
         metrics.red.record_one();
         let faults = crate::behaviour::faults::Faults::default();
-        let exposition = metrics.encode_with(Format::OpenMetrics, &faults, true);
+        let exposition = metrics.text_with(TextFormat::OpenMetrics, &faults, true);
+        let families = decoded(&metrics.encode_with(Format::Protobuf, &faults, true));
+        let in_proto = |families: &[protobuf::MetricFamily], family: &str| {
+            families
+                .iter()
+                .any(|f| f.name == family || f.name == format!("{family}_total"))
+        };
         for family in FAMILIES {
             let typed = format!("# TYPE {family} ");
-            assert!(
+            // The native histogram only in protobuf.
+            assert_eq!(
                 exposition.contains(&typed),
-                "no {typed:?} in:\n{exposition}"
+                *family != native::NAME,
+                "{typed:?} in:\n{exposition}"
             );
+            assert!(in_proto(&families, family), "{family} not in protobuf");
             let hidden = crate::behaviour::faults::Faults {
                 hide_family: Some((*family).to_owned()),
                 ..Default::default()
             };
-            let without = metrics.encode_with(Format::OpenMetrics, &hidden, true);
+            let without = metrics.text_with(TextFormat::OpenMetrics, &hidden, true);
             assert!(!without.contains(&typed), "{family} still there");
             assert!(without.ends_with("# EOF\n"));
+            let without = decoded(&metrics.encode_with(Format::Protobuf, &hidden, true));
+            assert!(!in_proto(&without, family), "{family} still in protobuf");
+            let created = format!("{family}_created");
+            assert!(!without.iter().any(|f| f.name == created), "{created}");
+            // And nothing else went.
+            let gone = families
+                .iter()
+                .filter(|f| !without.iter().any(|w| w.name == f.name));
+            assert!(gone.count() <= 2, "{family} took others with it");
         }
     }
 }

@@ -23,8 +23,9 @@ use axum::response::Response;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::Format;
+use super::TextFormat;
 use super::exemplar::{self, Cell};
+use super::protobuf::{self, MetricFamily};
 use crate::trace::{TRACEPARENT, TraceId};
 
 /// The status recorded for a request whose client went away before it was answered
@@ -142,11 +143,11 @@ impl Series {
 
 /// The `le` label of each bucket, `+Inf` last, as each format writes it: the 0.0.4 text format
 /// as Go does (`1`, `2.5`), OpenMetrics with a decimal point (`1.0`).
-fn le(format: Format, bucket: usize) -> String {
+fn le(format: TextFormat, bucket: usize) -> String {
     match (BUCKETS.get(bucket), format) {
         (None, _) => "+Inf".to_owned(),
-        (Some(bound), Format::Text) => format!("{bound}"),
-        (Some(bound), Format::OpenMetrics) => super::seed::float(*bound),
+        (Some(bound), TextFormat::Prometheus) => format!("{bound}"),
+        (Some(bound), TextFormat::OpenMetrics) => super::seed::float(*bound),
     }
 }
 
@@ -258,38 +259,24 @@ impl Red {
 
     /// Writes `http_requests_total` and `http_request_duration_seconds`, nothing before the
     /// first request; in OpenMetrics, with their exemplars.
-    pub(crate) fn encode(&self, out: &mut String, format: Format) {
+    pub(crate) fn encode(&self, out: &mut String, format: TextFormat) {
         let map = self.series.load();
         if map.is_empty() {
             return;
         }
-        let mut series: Vec<_> = map
-            .iter()
-            .map(|(labels, s)| {
-                let (counts, total) = s.counts();
-                (labels, s, counts, total)
-            })
-            .collect();
-        series.sort_by(|a, b| {
-            (a.0.route.as_str(), a.0.method, a.0.status).cmp(&(
-                b.0.route.as_str(),
-                b.0.method,
-                b.0.status,
-            ))
-        });
-        let exemplars = format == Format::OpenMetrics;
+        let series = sorted(&map);
+        let exemplars = format == TextFormat::OpenMetrics;
         let clock = exemplar::Clock::anchored();
         let le: Vec<String> = (0..=BUCKETS.len()).map(|i| le(format, i)).collect();
 
         // OpenMetrics names a counter family without its `_total`; the text format with it.
         let family = match format {
-            Format::OpenMetrics => "http_requests",
-            Format::Text => "http_requests_total",
+            TextFormat::OpenMetrics => "http_requests",
+            TextFormat::Prometheus => "http_requests_total",
         };
         let _ = writeln!(
             out,
-            "# HELP {family} HTTP requests answered, by method, route template and status \
-             code.\n# TYPE {family} counter"
+            "# HELP {family} {REQUESTS_HELP}\n# TYPE {family} counter"
         );
         for (labels, s, _, total) in &series {
             let exemplar = if exemplars { s.latest() } else { None };
@@ -306,8 +293,7 @@ impl Red {
         let family = "http_request_duration_seconds";
         let _ = writeln!(
             out,
-            "# HELP {family} Time from a request's arrival to its response's headers, by \
-             method, route template and status code.\n# TYPE {family} histogram"
+            "# HELP {family} {DURATION_HELP}\n# TYPE {family} histogram"
         );
         if exemplars {
             let _ = writeln!(out, "# UNIT {family} seconds");
@@ -346,6 +332,89 @@ impl Red {
             );
         }
     }
+
+    /// The two families for the protobuf exposition, with their exemplars; none before the
+    /// first request.
+    pub(crate) fn proto(&self) -> Vec<MetricFamily> {
+        let map = self.series.load();
+        if map.is_empty() {
+            return Vec::new();
+        }
+        let clock = exemplar::Clock::anchored();
+        let mut requests = Vec::with_capacity(map.len());
+        let mut durations = Vec::with_capacity(map.len());
+        for (labels, s, counts, total) in sorted(&map) {
+            let label = || {
+                protobuf::labels([
+                    ("method", labels.method),
+                    ("route", labels.route.as_str()),
+                    ("status", itoa::Buffer::new().format(labels.status)),
+                ])
+            };
+            let latest = s.latest().map(|e| exemplar::proto(&e, &clock));
+            requests.push(protobuf::counter(label(), total as f64, latest, None));
+            let mut cumulative = counts;
+            for i in 1..cumulative.len() {
+                cumulative[i] += cumulative[i - 1];
+            }
+            durations.push(
+                protobuf::Classic {
+                    bounds: &BUCKETS,
+                    cumulative: &cumulative,
+                    exemplars: s
+                        .exemplars
+                        .iter()
+                        .map(|cell| cell.get().map(|e| exemplar::proto(&e, &clock)))
+                        .collect(),
+                    sum: Duration::from_nanos(s.sum_nanos.load(Ordering::Relaxed)).as_secs_f64(),
+                    created: None,
+                }
+                .metric(label()),
+            );
+        }
+        let mut durations = protobuf::family(
+            "http_request_duration_seconds",
+            DURATION_HELP,
+            protobuf::Type::Histogram,
+            durations,
+        );
+        durations.unit = "seconds".to_owned();
+        vec![
+            protobuf::family(
+                "http_requests_total",
+                REQUESTS_HELP,
+                protobuf::Type::Counter,
+                requests,
+            ),
+            durations,
+        ]
+    }
+}
+
+/// The help of `http_requests_total`.
+const REQUESTS_HELP: &str = "HTTP requests answered, by method, route template and status code.";
+/// The help of `http_request_duration_seconds`.
+const DURATION_HELP: &str = "Time from a request's arrival to its response's headers, by method, \
+                             route template and status code.";
+
+/// Every series of `map` with its bucket counts (not cumulative) and their total, in the order
+/// of the exposition: by route, method and status.
+fn sorted(map: &SeriesMap) -> Vec<(&Labels, &Arc<Series>, [u64; BUCKETS.len() + 1], u64)> {
+    let mut series: Vec<_> = map
+        .iter()
+        .map(|(labels, s)| {
+            let (counts, total) = s.counts();
+            (labels, s, counts, total)
+        })
+        .collect();
+    series.sort_by(|a, b| {
+        (a.0.route.as_str(), a.0.method, a.0.status).cmp(&(
+            b.0.route.as_str(),
+            b.0.method,
+            b.0.status,
+        ))
+    });
+    series
 }
 
 /// `method="GET",route="/",status="200"`. Route templates and method names need no escaping.

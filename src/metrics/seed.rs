@@ -3,7 +3,9 @@
 //! Three things that queries and dashboards written for the seed rely on are out of reach of the
 //! prometheus-client crate: a `_created` sample beside every counter, histogram and summary; the
 //! summary type itself; and `le="1.0"` (not `le="1"`) in the 0.0.4 text format. So the seed's five
-//! families that need them are kept and encoded here, in both formats, and nothing else is.
+//! families that need them are kept and encoded here, in both text formats and in protobuf
+//! (where `_created` is a gauge family of its own, as in the 0.0.4 text format), and nothing else
+//! is.
 //!
 //! Every value is a lock-free atomic; durations are summed in whole nanoseconds, so sums are
 //! exact and an update is one `fetch_add`. The histogram's exemplars are cells that a request
@@ -15,8 +17,9 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::Format;
+use super::TextFormat;
 use super::exemplar::{self, Cell, Clock, Exemplar};
+use super::protobuf::{self, MetricFamily};
 use crate::trace::TraceId;
 
 /// Seconds since the Unix epoch, as a `_created` sample carries them.
@@ -83,13 +86,19 @@ impl Counter {
         self.created.renew();
     }
 
-    pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
+    pub(crate) fn encode(&self, out: &mut String, format: TextFormat, name: &str, help: &str) {
         let child = Child {
             label: None,
             samples: vec![("_total", None, Value::Int(self.get()), None)],
             created: self.created.get(),
         };
         encode_family(out, format, name, help, Kind::Counter, &[child]);
+    }
+
+    pub(crate) fn proto(&self, name: &str, help: &str) -> Vec<MetricFamily> {
+        let created = self.created.get();
+        let metric = protobuf::counter(vec![], self.get() as f64, None, Some(created));
+        proto_families(name, help, Kind::Counter, vec![(metric, created)])
     }
 }
 
@@ -124,7 +133,7 @@ impl StatusCounter {
         read(&self.children).get(&status).map_or(0, Counter::get)
     }
 
-    pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
+    pub(crate) fn encode(&self, out: &mut String, format: TextFormat, name: &str, help: &str) {
         let children: Vec<Child> = read(&self.children)
             .iter()
             .map(|(status, counter)| Child {
@@ -134,6 +143,19 @@ impl StatusCounter {
             })
             .collect();
         encode_family(out, format, name, help, Kind::Counter, &children);
+    }
+
+    pub(crate) fn proto(&self, name: &str, help: &str) -> Vec<MetricFamily> {
+        let children = read(&self.children)
+            .iter()
+            .map(|(status, counter)| {
+                let created = counter.created.get();
+                let label = protobuf::labels([("status_code", status.to_string().as_str())]);
+                let metric = protobuf::counter(label, counter.get() as f64, None, Some(created));
+                (metric, created)
+            })
+            .collect();
+        proto_families(name, help, Kind::Counter, children)
     }
 }
 
@@ -203,7 +225,7 @@ impl Histogram {
         self.created.renew();
     }
 
-    pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
+    pub(crate) fn encode(&self, out: &mut String, format: TextFormat, name: &str, help: &str) {
         self.encode_labelled(out, format, name, help, None);
     }
 
@@ -212,7 +234,7 @@ impl Histogram {
     pub(crate) fn encode_labelled(
         &self,
         out: &mut String,
-        format: Format,
+        format: TextFormat,
         name: &str,
         help: &str,
         label: Option<(&'static str, &str)>,
@@ -224,8 +246,8 @@ impl Histogram {
             cumulative += bucket.load(Ordering::Relaxed);
             let le = self.le[i].as_str();
             let exemplar = match format {
-                Format::OpenMetrics => self.exemplars[i].get().map(|e| (e, clock)),
-                Format::Text => None,
+                TextFormat::OpenMetrics => self.exemplars[i].get().map(|e| (e, clock)),
+                TextFormat::Prometheus => None,
             };
             samples.push((
                 "_bucket",
@@ -249,6 +271,41 @@ impl Histogram {
             created: self.created.get(),
         };
         encode_family(out, format, name, help, Kind::Histogram, &[child]);
+    }
+
+    /// As [`Histogram::encode_labelled`], for the protobuf exposition.
+    pub(crate) fn proto_labelled(
+        &self,
+        name: &str,
+        help: &str,
+        label: Option<(&'static str, &str)>,
+    ) -> Vec<MetricFamily> {
+        let clock = Clock::anchored();
+        let mut cumulative = Vec::with_capacity(self.buckets.len());
+        let mut total = 0;
+        for bucket in &self.buckets {
+            total += bucket.load(Ordering::Relaxed);
+            cumulative.push(total);
+        }
+        let created = self.created.get();
+        let metric = protobuf::Classic {
+            bounds: self.bounds,
+            cumulative: &cumulative,
+            exemplars: self
+                .exemplars
+                .iter()
+                .map(|cell| cell.get().map(|e| exemplar::proto(&e, &clock)))
+                .collect(),
+            sum: seconds(self.sum_nanos.load(Ordering::Relaxed)),
+            created: Some(created),
+        }
+        .metric(protobuf::labels(label));
+        proto_families(name, help, Kind::Histogram, vec![(metric, created)])
+    }
+
+    /// The latest request of each bucket that has one.
+    pub(crate) fn exemplars(&self) -> impl Iterator<Item = Exemplar> + '_ {
+        self.exemplars.iter().filter_map(Cell::get)
     }
 }
 
@@ -292,7 +349,7 @@ impl Summary {
         self.created.renew();
     }
 
-    pub(crate) fn encode(&self, out: &mut String, format: Format, name: &str, help: &str) {
+    pub(crate) fn encode(&self, out: &mut String, format: TextFormat, name: &str, help: &str) {
         let child = Child {
             label: None,
             samples: vec![
@@ -302,6 +359,20 @@ impl Summary {
             created: self.created.get(),
         };
         encode_family(out, format, name, help, Kind::Summary, &[child]);
+    }
+
+    pub(crate) fn proto(&self, name: &str, help: &str) -> Vec<MetricFamily> {
+        let created = self.created.get();
+        let metric = protobuf::Metric {
+            summary: Some(protobuf::Summary {
+                sample_count: self.count(),
+                sample_sum: self.sum().as_secs_f64(),
+                quantile: vec![],
+                start_timestamp: Some(protobuf::timestamp(created)),
+            }),
+            ..Default::default()
+        };
+        proto_families(name, help, Kind::Summary, vec![(metric, created)])
     }
 }
 
@@ -362,7 +433,7 @@ impl Child<'_> {
 /// gauge family of its own, `<name>_created`, right after, with the same help.
 fn encode_family(
     out: &mut String,
-    format: Format,
+    format: TextFormat,
     name: &str,
     help: &str,
     kind: Kind,
@@ -374,14 +445,14 @@ fn encode_family(
         Kind::Summary => "summary",
     };
     match format {
-        Format::OpenMetrics => {
+        TextFormat::OpenMetrics => {
             header(out, name, help, kind_name);
             for child in children {
                 child.write_samples(out, name);
                 child.write_created(out, name);
             }
         }
-        Format::Text => {
+        TextFormat::Prometheus => {
             // The text format names a counter family by its sample, `<name>_total`.
             let family = match kind {
                 Kind::Counter => format!("{name}_total"),
@@ -400,6 +471,39 @@ fn encode_family(
             }
         }
     }
+}
+
+/// A family for the protobuf exposition, and its `_created` gauges after it, as the 0.0.4 text
+/// format has them: protobuf carries when a child was created as a start timestamp, of which
+/// Prometheus makes no series, and queries written for the seed may read `<name>_created`.
+/// A counter family is named by its sample, `<name>_total`, as in the 0.0.4 text format.
+fn proto_families(
+    name: &str,
+    help: &str,
+    kind: Kind,
+    children: Vec<(protobuf::Metric, f64)>,
+) -> Vec<MetricFamily> {
+    let (family, kind) = match kind {
+        Kind::Counter => (format!("{name}_total"), protobuf::Type::Counter),
+        Kind::Histogram => (name.to_owned(), protobuf::Type::Histogram),
+        Kind::Summary => (name.to_owned(), protobuf::Type::Summary),
+    };
+    let created: Vec<_> = children
+        .iter()
+        .map(|(metric, created)| protobuf::gauge(metric.label.clone(), *created))
+        .collect();
+    let metrics = children.into_iter().map(|(metric, _)| metric).collect();
+    let mut families = vec![protobuf::family(&family, help, kind, metrics)];
+    // As in the text format, the Python client's `_created` family comes with its first child.
+    if !created.is_empty() {
+        families.push(protobuf::family(
+            &format!("{name}_created"),
+            help,
+            protobuf::Type::Gauge,
+            created,
+        ));
+    }
+    families
 }
 
 fn header(out: &mut String, family: &str, help: &str, kind: &str) {
@@ -469,7 +573,7 @@ mod tests {
 
     const BOUNDS: &[f64] = &[0.1, 1.0, 10.0];
 
-    fn encoded(format: Format, f: impl Fn(&mut String, Format)) -> String {
+    fn encoded(format: TextFormat, f: impl Fn(&mut String, TextFormat)) -> String {
         let mut out = String::new();
         f(&mut out, format);
         out
@@ -494,13 +598,15 @@ mod tests {
         let c = Counter::default();
         c.inc();
         assert_eq!(c.inc(), 2);
-        let text = encoded(Format::Text, |o, f| c.encode(o, f, "req", "Help"));
+        let text = encoded(TextFormat::Prometheus, |o, f| c.encode(o, f, "req", "Help"));
         assert_eq!(
             without_time(&text),
             "# HELP req_total Help\n# TYPE req_total counter\nreq_total 2\n\
              # HELP req_created Help\n# TYPE req_created gauge\nreq_created T"
         );
-        let om = encoded(Format::OpenMetrics, |o, f| c.encode(o, f, "req", "Help"));
+        let om = encoded(TextFormat::OpenMetrics, |o, f| {
+            c.encode(o, f, "req", "Help")
+        });
         assert_eq!(
             without_time(&om),
             "# HELP req Help\n# TYPE req counter\nreq_total 2\nreq_created T"
@@ -510,13 +616,13 @@ mod tests {
     #[test]
     fn status_counter_adds_a_child_per_code_seen() {
         let c = StatusCounter::default();
-        let empty = encoded(Format::Text, |o, f| c.encode(o, f, "codes", "H"));
+        let empty = encoded(TextFormat::Prometheus, |o, f| c.encode(o, f, "codes", "H"));
         assert_eq!(empty, "# HELP codes_total H\n# TYPE codes_total counter\n");
         c.inc(500);
         c.inc(200);
         c.inc(200);
         assert_eq!((c.get(200), c.get(500), c.get(404)), (2, 1, 0));
-        let om = encoded(Format::OpenMetrics, |o, f| c.encode(o, f, "codes", "H"));
+        let om = encoded(TextFormat::OpenMetrics, |o, f| c.encode(o, f, "codes", "H"));
         assert_eq!(
             without_time(&om),
             "# HELP codes H\n# TYPE codes counter\n\
@@ -532,7 +638,7 @@ mod tests {
             h.observe(Duration::from_millis(ms), TraceId::random(), Instant::now());
         }
         assert_eq!(h.count(), 5);
-        let text = encoded(Format::Text, |o, f| h.encode(o, f, "dur", "H"));
+        let text = encoded(TextFormat::Prometheus, |o, f| h.encode(o, f, "dur", "H"));
         assert_eq!(
             without_time(&text),
             "# HELP dur H\n# TYPE dur histogram\n\
@@ -549,7 +655,7 @@ mod tests {
             s.observe(Duration::from_millis(100));
         }
         assert_eq!((s.count(), s.sum()), (10, Duration::from_secs(1)));
-        let om = encoded(Format::OpenMetrics, |o, f| s.encode(o, f, "proc", "H"));
+        let om = encoded(TextFormat::OpenMetrics, |o, f| s.encode(o, f, "proc", "H"));
         assert_eq!(
             without_time(&om),
             "# HELP proc H\n# TYPE proc summary\nproc_count 10\nproc_sum 1.0\nproc_created T"

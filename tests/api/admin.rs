@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use demo_service::behaviour::knobs::Knobs;
-use demo_service::metrics::{Format, Metrics};
+use demo_service::metrics::{Metrics, TextFormat};
 use demo_service::routes;
 use demo_service::state::{AppState, Settings};
 use http_body_util::BodyExt;
@@ -240,7 +240,7 @@ async fn fault_endpoints_answer_as_asked_and_are_measured_by_route() {
         StatusCode::BAD_REQUEST
     );
 
-    let m = samples(&state.metrics.encode(Format::Text));
+    let m = samples(&state.metrics.text(TextFormat::Prometheus));
     assert_eq!(
         sample(
             &m,

@@ -1,6 +1,8 @@
 //! The compose stack, run for real: the project's own docker-compose.yml, unmodified, under a
 //! real Docker engine and Docker Compose v2, every service but Grafana (whose image cannot be
-//! had here). It needs the engine, so `cargo test` leaves it out; `scripts/test-compose` starts
+//! had here). One override, [`STANDIN`]: where the prom/prometheus image is a stand-in older
+//! than 3.8 (Debian's 2.42 here), its Prometheus turns native histograms on by the flag that
+//! version takes rather than by the keys it rejects. It needs the engine, so `cargo test` leaves it out; `scripts/test-compose` starts
 //! the engine and the stand-in images, then runs it:
 //!
 //!   cargo test --test api compose -- --ignored --nocapture
@@ -20,6 +22,10 @@ use crate::helpers::{query, stdout_of, write_report};
 
 const PROJECT: &str = "demo-service-compose-test";
 const ADDR: &str = "127.0.0.3";
+/// The override for a Prometheus before 3.8 under the pinned tag (see the file): with the
+/// project's file, what `COMPOSE_FILE` names for every `docker compose` of the tests.
+pub const STANDIN: &str = "docker-compose.yml:tests/compose/prometheus-before-3.8.yml";
+
 /// Every service that can run here: all but Grafana.
 const SERVICES: [&str; 4] = ["app", "prometheus", "alertmanager", "receiver"];
 
@@ -66,7 +72,8 @@ impl Compose {
                 "HOME",
                 std::env::var_os("HOME").unwrap_or_else(|| "/".into()),
             )
-            .env("BIND_ADDRESS", &self.addr);
+            .env("BIND_ADDRESS", &self.addr)
+            .env("COMPOSE_FILE", STANDIN);
         command
     }
 

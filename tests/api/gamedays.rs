@@ -525,6 +525,7 @@ async fn passes_on_compose(name: &str, addr: &str) -> String {
     );
     command
         .env("COMPOSE_PROJECT_NAME", compose.project())
+        .env("COMPOSE_FILE", crate::compose::STANDIN)
         .env("BIND_ADDRESS", addr);
     let started = Instant::now();
     let out = tokio::task::spawn_blocking(move || command.output().unwrap())

@@ -421,7 +421,7 @@ pub fn free_port() -> u16 {
 
 /// Which real daemon: Debian's `prometheus` (or `PROMETHEUS`), or Debian's
 /// `prometheus-alertmanager` (or `ALERTMANAGER`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Prometheus,
     Alertmanager,
@@ -444,8 +444,8 @@ impl Kind {
         match self {
             Kind::Prometheus => {
                 args.push(format!("--storage.tsdb.path={}", data.display()));
-                // As compose and scripts/stack run it: the exemplars kept.
-                args.push("--enable-feature=exemplar-storage".to_owned());
+                // As compose and scripts/stack run it: the exemplars kept, native histograms on.
+                args.push(prometheus_flags().to_owned());
             }
             Kind::Alertmanager => {
                 args.push(format!("--storage.path={}", data.display()));
@@ -454,6 +454,35 @@ impl Kind {
             }
         }
         args
+    }
+}
+
+/// The feature flags of the Prometheus here, as scripts/stack starts it: exemplar storage, and
+/// native histograms before 3.8 (which turns them on by its configuration instead).
+pub fn prometheus_flags() -> &'static str {
+    static FLAGS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FLAGS.get_or_init(|| stack_config(&["prometheus-flags"]).trim().to_owned())
+}
+
+/// Whether a configuration and the flags of the Prometheus that is to read it agree on native
+/// histograms: before 3.8 the flag turns them on and the configuration's keys would fail to
+/// load; from 3.8 on only the keys do, and a configuration without them scrapes none.
+pub fn native_histograms_agree(config: &str, flags: &str) -> Result<(), String> {
+    let by_flag = flags.contains("native-histograms");
+    let by_config = config.contains("scrape_native_histograms: true");
+    let scrapes_the_app = config.contains("job_name: flask_app");
+    match (by_flag, by_config) {
+        (true, true) => Err(
+            "the configuration turns native histograms on with scrape_native_histograms, which \
+             this Prometheus (before 3.8) rejects: derive it with scripts/stack prometheus-config"
+                .to_owned(),
+        ),
+        (false, false) if scrapes_the_app => Err(
+            "this Prometheus (3.8 or later) scrapes native histograms only with \
+             scrape_native_histograms: true in the app's job, which the configuration lacks"
+                .to_owned(),
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -488,6 +517,11 @@ impl Daemon {
 
     /// Starts `kind` on `addr`; `None` if it exits before it is ready (its port was taken).
     async fn start_on(kind: Kind, addr: SocketAddr, config: &str) -> Option<Daemon> {
+        if kind == Kind::Prometheus
+            && let Err(why) = native_histograms_agree(config, prometheus_flags())
+        {
+            panic!("{why}");
+        }
         let dir = tempfile::tempdir().unwrap();
         let config_file = dir.path().join("config.yml");
         std::fs::write(&config_file, config).unwrap();

@@ -11,6 +11,7 @@ mod history;
 mod incidents;
 mod kubernetes;
 mod load;
+mod native;
 mod replicas;
 mod robustness;
 mod routes;

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use demo_service::behaviour::knobs::Knobs;
-use demo_service::metrics::{Format, Metrics};
+use demo_service::metrics::{Metrics, TextFormat};
 use demo_service::routes;
 use demo_service::state::{AppState, Settings};
 use http_body_util::BodyExt;
@@ -54,7 +54,7 @@ async fn call(
 }
 
 fn exposition(state: &AppState) -> std::collections::BTreeMap<String, f64> {
-    samples(&state.metrics.encode(Format::Text))
+    samples(&state.metrics.text(TextFormat::Prometheus))
 }
 
 #[tokio::test]

@@ -161,9 +161,16 @@ pub async fn dashboard_queries_of(
             for (job, instance) in [(".*", ".*"), ("flask_app", instance)] {
                 let query = substitute(&expr, job, instance, rate_interval);
                 let result = crate::helpers::query(prometheus, &query, at).await;
+                // A float sample's value; a native histogram's, its count (a heatmap's cells).
                 let values: Vec<f64> = result
                     .iter()
-                    .filter_map(|s| s["value"][1].as_str()?.parse().ok())
+                    .filter_map(|s| {
+                        s["value"][1]
+                            .as_str()
+                            .or_else(|| s["histogram"][1]["count"].as_str())?
+                            .parse()
+                            .ok()
+                    })
                     .filter(|v: &f64| v.is_finite())
                     .collect();
                 if values.is_empty() {
@@ -232,6 +239,7 @@ fn the_latency_panels_show_exemplars_named_by_their_trace_label() {
                         selectors(expr).iter().any(|(metric, _)| {
                             metric == "request_duration_seconds_bucket"
                                 || metric == "http_request_duration_seconds_bucket"
+                                || metric == "request_duration_native_seconds"
                         }),
                         t["exemplar"] == true,
                     )
@@ -248,7 +256,7 @@ fn the_latency_panels_show_exemplars_named_by_their_trace_label() {
             }
         }
     }
-    assert_eq!(latency.len(), 4, "{latency:?}");
+    assert_eq!(latency.len(), 6, "{latency:?}");
     // The data source names the exemplars' trace label, and links it nowhere: no tracing
     // backend runs here.
     let provisioned = read("grafana/provisioning/datasources/prometheus.yml");
@@ -426,30 +434,59 @@ fn exposed_series_names() -> BTreeSet<String> {
         ] {
             reqwest::get(service.app_url(path)).await.unwrap();
         }
-        reqwest::get(service.metrics_url("/metrics"))
+        let text = reqwest::get(service.metrics_url("/metrics"))
             .await
             .unwrap()
             .text()
             .await
+            .unwrap();
+        let protobuf = reqwest::Client::new()
+            .get(service.metrics_url("/metrics"))
+            .header("accept", crate::native::ACCEPT_NATIVE)
+            .send()
+            .await
             .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        (text, protobuf)
     });
-    exposition
-        .lines()
+    let (text, protobuf) = exposition;
+    // The text format's samples, and the native histograms, which only protobuf carries: a
+    // native histogram's series is the family's name.
+    text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| l.split(['{', ' ']).next().unwrap().to_owned())
+        .chain(
+            crate::native::families(&protobuf)
+                .into_iter()
+                .filter(|f| {
+                    f.metric
+                        .iter()
+                        .any(|m| m.histogram.as_ref().is_some_and(|h| h.zero_threshold > 0.0))
+                })
+                .map(|f| f.name),
+        )
         .collect()
 }
 
 /// Checks `file` (a compose configuration) and its native derivation (`scripts/stack ARGS`)
-/// with `check`, and that the two differ in the lines `differ` only: (compose, native) pairs,
-/// native "" for a line the derivation deletes.
-fn derived_cleanly(file: &str, stack: &[&str], check: &[&str], differ: &[(&str, &str)]) {
+/// with `check` (the compose one only if `compose_checks`), and that the two differ in the
+/// lines `differ` only: (compose, native) pairs, native "" for a line the derivation deletes.
+fn derived_cleanly(
+    file: &str,
+    stack: &[&str],
+    check: &[&str],
+    compose_checks: bool,
+    differ: &[(&str, &str)],
+) {
     let dir = tempfile::tempdir().unwrap();
     let native = dir.path().join("native.yml");
     std::fs::write(&native, stack_config(stack)).unwrap();
     let compose = Path::new(ROOT).join(file);
-    for config in [compose.as_path(), native.as_path()] {
-        stdout_of(Command::new(check[0]).args(&check[1..]).arg(config));
+    stdout_of(Command::new(check[0]).args(&check[1..]).arg(&native));
+    if compose_checks {
+        stdout_of(Command::new(check[0]).args(&check[1..]).arg(&compose));
     }
     let native = std::fs::read_to_string(&native).unwrap();
     let compose = std::fs::read_to_string(&compose).unwrap();
@@ -483,31 +520,77 @@ fn every_prometheus_config_passes_promtool_and_derives_cleanly() {
     let promtool = promtool();
     let rules = format!(r#"  - "{ROOT}/prometheus/rules/*.yml""#);
     let targets = format!(r#"      - files: ["{ROOT}/target/stack/targets/flask_app.json"]"#);
-    // The native configuration differs from the compose one in its addresses only.
+    // The keys that turn native histograms on, which Prometheus takes from 3.8 on (compose
+    // runs 3.13); before, it rejects them, and takes a flag instead.
+    let native_keys = [
+        ("    scrape_native_histograms: true", ""),
+        ("    always_scrape_classic_histograms: true", ""),
+        (
+            "    scrape_protocols: [PrometheusProto, OpenMetricsText1.0.0, OpenMetricsText0.0.1, PrometheusText1.0.0, PrometheusText0.0.4]",
+            "",
+        ),
+    ];
+    let before_3_8 = crate::helpers::prometheus_flags().contains("native-histograms");
+    if before_3_8 {
+        // This promtool reads the compose configuration as this Prometheus would: it refuses
+        // the three keys, and only them, which is why the native stack derives a
+        // configuration without them.
+        let out = Command::new(&promtool)
+            .args(["check", "config"])
+            .arg(Path::new(ROOT).join("prometheus/prometheus.yml"))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{said}");
+        let refused: Vec<_> = said
+            .lines()
+            .filter_map(|l| l.split_once("field ").map(|(_, rest)| rest))
+            .map(|rest| rest.split_whitespace().next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                "scrape_native_histograms",
+                "always_scrape_classic_histograms",
+                "scrape_protocols"
+            ],
+            "{said}"
+        );
+    }
+    // The native configuration differs from the compose one in its addresses only, and, for
+    // a Prometheus before 3.8, those keys.
+    let mut differ = vec![
+        (r#"  - "rules/*.yml""#, rules.as_str()),
+        (
+            r#"        - targets: ["alertmanager:9093"]"#,
+            r#"        - targets: ["127.0.0.1:9093"]"#,
+        ),
+    ];
+    if before_3_8 {
+        differ.extend(native_keys);
+    }
+    differ.extend([
+        ("    dns_sd_configs:", "    file_sd_configs:"),
+        (r#"      - names: ["app"]"#, targets.as_str()),
+        ("        type: A", ""),
+        ("        port: 8000", ""),
+        ("        refresh_interval: 10s", ""),
+        (
+            r#"      - targets: ["localhost:9090"]"#,
+            r#"      - targets: ["127.0.0.1:9090"]"#,
+        ),
+        (
+            r#"      - targets: ["alertmanager:9093"]"#,
+            r#"      - targets: ["127.0.0.1:9093"]"#,
+        ),
+    ]);
     derived_cleanly(
         "prometheus/prometheus.yml",
         &["prometheus-config"],
         &[promtool.to_str().unwrap(), "check", "config"],
-        &[
-            (r#"  - "rules/*.yml""#, rules.as_str()),
-            (
-                r#"        - targets: ["alertmanager:9093"]"#,
-                r#"        - targets: ["127.0.0.1:9093"]"#,
-            ),
-            ("    dns_sd_configs:", "    file_sd_configs:"),
-            (r#"      - names: ["app"]"#, targets.as_str()),
-            ("        type: A", ""),
-            ("        port: 8000", ""),
-            ("        refresh_interval: 10s", ""),
-            (
-                r#"      - targets: ["localhost:9090"]"#,
-                r#"      - targets: ["127.0.0.1:9090"]"#,
-            ),
-            (
-                r#"      - targets: ["alertmanager:9093"]"#,
-                r#"      - targets: ["127.0.0.1:9093"]"#,
-            ),
-        ],
+        !before_3_8,
+        &differ,
     );
 }
 
@@ -521,6 +604,7 @@ fn the_alertmanager_config_passes_amtool_and_derives_cleanly() {
         "alertmanager/alertmanager.yml",
         &["alertmanager-config"],
         &["amtool", "check-config"],
+        true,
         &[receiver, receiver],
     );
 }

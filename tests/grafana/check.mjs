@@ -15,7 +15,9 @@
 // Lint: unique panel ids; every gridPos inside the 24 columns, no two panels overlapping;
 // every unit one of Grafana's (from @grafana/data's own list); every datasource the
 // provisioned uid or a datasource variable; every $variable defined; every PromQL
-// expression parses (@prometheus-io/lezer-promql, with the variables replaced).
+// expression parses (@prometheus-io/lezer-promql, with the variables replaced); histograms
+// read as their kind needs: classic buckets aggregated by (le) and heatmapped with format
+// "heatmap", a native histogram without le; a heatmap of histograms does not calculate.
 //
 // Prints one line per problem, then a summary; exits 1 on any problem.
 import { execFileSync } from "node:child_process";
@@ -107,6 +109,20 @@ function promqlError(expr) {
   let at = null;
   promql.parse(text).iterate({ enter: (node) => { if (at === null && node.type.isError) at = node.from; } });
   return at === null ? null : `PromQL syntax error at column ${at + 1}: ${JSON.stringify(text.slice(Math.max(0, at - 25), at + 25))}`;
+}
+// Histograms, classic and native: a classic histogram is a series per bucket, told apart by
+// `le`, which histogram_quantile() reads, so an aggregation of its buckets must keep `le` (sum
+// by (le)); a native histogram is one series with all its buckets, and no `le`, so an
+// aggregation by le of it means nothing (sum(rate(...)) instead). Problems of expr, as text.
+function histogramProblems(expr) {
+  const text = String(expr);
+  if (!/\bhistogram_(quantile|fraction)\s*\(/.test(text)) return [];
+  const classic = /_bucket\b/.test(text);
+  const aggregated = /\b(sum|avg|min|max)\b/.test(text);
+  const byLe = /\bby\s*\([^)]*\ble\b[^)]*\)/.test(text);
+  if (classic && aggregated && !byLe) return ["a quantile of classic buckets (_bucket) aggregated without by (le): every bucket summed into one"];
+  if (!classic && byLe) return ["a quantile of a native histogram (no _bucket) aggregated by (le): a native histogram has no le; sum(rate(...)) without it"];
+  return [];
 }
 // A Prometheus variable query is not PromQL itself: the forms of Grafana's Prometheus data
 // source (the regexes of its migrations/variableMigration.ts), each with its PromQL, if any.
@@ -361,6 +377,14 @@ function lint(dashboard, panels, datasources, units, problems) {
       for (const key of ["expr", "legendFormat", "interval"]) checkVariables(panel, `${where}.${key}`, target?.[key] ?? "");
       const error = type === "prometheus" && target?.expr !== undefined ? promqlError(target.expr) : null;
       if (error) report(panel, `${where}.expr`, error);
+      if (type === "prometheus") for (const problem of histogramProblems(target?.expr ?? "")) report(panel, `${where}.expr`, problem);
+      // A heatmap of a classic histogram needs Grafana to turn cumulative buckets into cells
+      // (format heatmap); a native histogram comes as cells already, with no le to name.
+      if (panel.type === "heatmap" && type === "prometheus") {
+        const classic = /_bucket\b/.test(target?.expr ?? "");
+        if (classic && target?.format !== "heatmap") report(panel, `${where}.format`, `${JSON.stringify(target?.format)}: a heatmap of classic buckets needs format "heatmap"`);
+        if (!classic && /\{\{\s*le\s*\}\}/.test(target?.legendFormat ?? "")) report(panel, `${where}.legendFormat`, "{{le}}: a native histogram has no le");
+      }
       if (type === "prometheus") {
         for (const key of Object.keys(target ?? {}).filter((k) => !PROMETHEUS_QUERY_KEYS.has(k))) {
           report(panel, `${where}.${key}`, "not a field of a Prometheus query");
@@ -379,6 +403,9 @@ function lint(dashboard, panels, datasources, units, problems) {
       }
     }
     if (panel.type === "heatmap") {
+      // Histograms come bucketed: a heatmap that calculates buckets again from them shows
+      // buckets of buckets.
+      if (panel.options?.calculate !== false) report(panel, "options.calculate", `${JSON.stringify(panel.options?.calculate)}: a histogram's buckets are already there; set calculate to false`);
       checkUnit(panel, "options.yAxis.unit", panel.options?.yAxis?.unit);
       checkUnit(panel, "options.cellValues.unit", panel.options?.cellValues?.unit);
       // In a heatmap fieldConfig's unit is the cells' (counts or rates per bucket), yAxis's

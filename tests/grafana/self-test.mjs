@@ -9,6 +9,8 @@
 //   lint        at once: a wrong enum value, an undefined variable, a data source uid that is
 //               not provisioned, a panel id used twice, a panel over another one, and a
 //               misspelled field of a query (exemplars for exemplar)
+//   histogram   at once: classic buckets summed without by (le), a native histogram summed
+//               by (le), a classic heatmap without format "heatmap" and one that calculates
 //
 //   node tests/grafana/self-test.mjs
 import { spawnSync } from "node:child_process";
@@ -64,6 +66,22 @@ const FAULTS = {
       `panel '${source.title}': datasource: data source uid "not-provisioned" is not provisioned`,
       `panel '${second.title}': id: id ${first.id} is also the id of panel '${first.title}'`,
       `panel '${below.title}': gridPos: overlaps panel '`,
+    ];
+  },
+  histogram: (d) => {
+    const classic = panelWith(d, (p) => p.type === "timeseries" && /histogram_quantile.*by \(le\).*_bucket/.test(p.targets[0].expr));
+    classic.targets[0].expr = classic.targets[0].expr.replace("sum by (le) (", "sum(");
+    const native = panelWith(d, (p) => p.type === "timeseries" && /histogram_quantile/.test(p.targets[0].expr) && !/_bucket/.test(p.targets.at(-1).expr));
+    const last = native.targets.at(-1);
+    last.expr = last.expr.replace("sum(rate(", "sum by (le) (rate(");
+    const heatmap = panelWith(d, (p) => p.type === "heatmap" && p.targets[0].format === "heatmap");
+    delete heatmap.targets[0].format;
+    heatmap.options.calculate = true;
+    return [
+      `panel '${classic.title}': targets[0] (${classic.targets[0].refId}).expr: a quantile of classic buckets (_bucket) aggregated without by (le)`,
+      `panel '${native.title}': targets[${native.targets.length - 1}] (${last.refId}).expr: a quantile of a native histogram (no _bucket) aggregated by (le)`,
+      `panel '${heatmap.title}': targets[0] (${heatmap.targets[0].refId}).format: undefined: a heatmap of classic buckets needs format "heatmap"`,
+      `panel '${heatmap.title}': options.calculate: true: a histogram's buckets are already there`,
     ];
   },
 };
