@@ -4,8 +4,8 @@
 //! A classic histogram's buckets are chosen in advance; a quantile estimated from them is only
 //! as good as the bucket it falls in (between 2 s and 5 s, the seed's p99 can be off by a
 //! second or more). A native histogram's buckets are exponential and sparse: each bucket's
-//! upper bound is at most [`BUCKET_FACTOR`] times its lower one, so an estimate is off by a few
-//! per cent at most, wherever it falls; only the buckets that were hit are sent, and Prometheus
+//! upper bound is at most [`BUCKET_FACTOR`] times its lower one, so an estimate is off by less
+//! than 10 %, wherever it falls; only the buckets that were hit are sent, and Prometheus
 //! stores the whole histogram as one series.
 //!
 //! - **Schema 3**: the largest factor of the form 2^(2^-n) within 1.1 is 2^(1/8) ≈ 1.0905; 8
