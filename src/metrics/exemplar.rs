@@ -31,8 +31,13 @@ pub(crate) struct Exemplar {
 pub(crate) struct Cell(Mutex<Option<Exemplar>>);
 
 impl Cell {
+    /// Records the request of `trace`, measured at `at`, unless the cell holds a later one: two
+    /// requests that end together may record in either order, and an exemplar older than the
+    /// one Prometheus last took would be refused as out of order.
     pub(crate) fn record(&self, trace: TraceId, value: f64, at: Instant) {
-        if let Ok(mut latest) = self.0.try_lock() {
+        if let Ok(mut latest) = self.0.try_lock()
+            && latest.is_none_or(|e| e.at <= at)
+        {
             *latest = Some(Exemplar { trace, value, at });
         }
     }
@@ -135,6 +140,20 @@ mod tests {
             (now - 1.0..=now).contains(&timestamp),
             "{timestamp} vs {now}"
         );
+    }
+
+    #[test]
+    fn an_older_request_leaves_a_newer_one_in_place() {
+        let cell = Cell::default();
+        let (newer, older) = (TraceId::random(), TraceId::random());
+        let now = Instant::now();
+        cell.record(newer, 1.0, now);
+        // Ended a moment before, recorded a moment after.
+        cell.record(older, 2.0, now - std::time::Duration::from_micros(1));
+        assert_eq!(cell.get().unwrap().trace, newer);
+        // At the same instant, the later record wins.
+        cell.record(older, 2.0, now);
+        assert_eq!(cell.get().unwrap().trace, older);
     }
 
     #[test]

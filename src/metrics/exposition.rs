@@ -30,6 +30,29 @@ pub enum TextFormat {
     OpenMetrics,
 }
 
+impl TextFormat {
+    /// Writes a family's `# HELP` and `# TYPE` lines, the help escaped as this format says:
+    /// a backslash and a line feed in both, a double quote too in OpenMetrics.
+    pub(crate) fn header(self, out: &mut String, family: &str, help: &str, kind: &str) {
+        out.push_str("# HELP ");
+        out.push_str(family);
+        out.push(' ');
+        for c in help.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '"' if self == TextFormat::OpenMetrics => out.push_str("\\\""),
+                c => out.push(c),
+            }
+        }
+        out.push_str("\n# TYPE ");
+        out.push_str(family);
+        out.push(' ');
+        out.push_str(kind);
+        out.push('\n');
+    }
+}
+
 impl Format {
     pub fn content_type(self) -> &'static str {
         match self {
@@ -159,6 +182,23 @@ mod tests {
         ] {
             assert_eq!(Format::negotiate(Some(accept)), format, "{who}");
         }
+    }
+
+    #[test]
+    fn a_help_text_is_escaped_as_each_format_says() {
+        let help = "a \"quoted\" path C:\\temp\nand a second line";
+        let mut text = String::new();
+        TextFormat::Prometheus.header(&mut text, "f", help, "gauge");
+        assert_eq!(
+            text,
+            "# HELP f a \"quoted\" path C:\\\\temp\\nand a second line\n# TYPE f gauge\n"
+        );
+        let mut om = String::new();
+        TextFormat::OpenMetrics.header(&mut om, "f", help, "gauge");
+        assert_eq!(
+            om,
+            "# HELP f a \\\"quoted\\\" path C:\\\\temp\\nand a second line\n# TYPE f gauge\n"
+        );
     }
 
     #[test]

@@ -153,14 +153,10 @@ const READY_HELP: &str = "Whether the service takes requests: what /readyz says 
 const SESSIONS_HELP: &str = "Open sessions per user: the cardinality fault, a series per user.";
 
 /// Writes the series that follow the knobs: which faults are on, readiness, and the
-/// cardinality fault's series. The same lines in both formats: they are gauges.
-pub(crate) fn encode_state(out: &mut String, faults: &Faults, ready: bool) {
+/// cardinality fault's series. The same samples in both formats: they are gauges.
+pub(crate) fn encode_state(out: &mut String, format: TextFormat, faults: &Faults, ready: bool) {
     // Writing to a String cannot fail.
-    let _ = writeln!(
-        out,
-        "# HELP demo_service_fault_active {FAULT_ACTIVE_HELP}\n\
-         # TYPE demo_service_fault_active gauge"
-    );
+    format.header(out, "demo_service_fault_active", FAULT_ACTIVE_HELP, "gauge");
     for (name, on) in NAMES.iter().zip(faults.active()) {
         let _ = writeln!(
             out,
@@ -168,19 +164,10 @@ pub(crate) fn encode_state(out: &mut String, faults: &Faults, ready: bool) {
             u8::from(on)
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP demo_service_ready {READY_HELP}\n\
-         # TYPE demo_service_ready gauge\n\
-         demo_service_ready {}",
-        u8::from(ready)
-    );
+    format.header(out, "demo_service_ready", READY_HELP, "gauge");
+    let _ = writeln!(out, "demo_service_ready {}", u8::from(ready));
     if faults.cardinality > 0 {
-        let _ = writeln!(
-            out,
-            "# HELP demo_service_user_sessions {SESSIONS_HELP}\n\
-             # TYPE demo_service_user_sessions gauge"
-        );
+        format.header(out, "demo_service_user_sessions", SESSIONS_HELP, "gauge");
         for user in 1..=faults.cardinality {
             let _ = writeln!(
                 out,
@@ -291,7 +278,7 @@ mod tests {
             cardinality: 3,
             ..Faults::default()
         };
-        encode_state(&mut out, &faults, false);
+        encode_state(&mut out, TextFormat::OpenMetrics, &faults, false);
         assert!(out.contains("demo_service_fault_active{fault=\"not_ready\"} 1\n"));
         assert!(out.contains("demo_service_fault_active{fault=\"cpu_burn\"} 0\n"));
         assert!(out.contains("demo_service_ready 0\n"));

@@ -298,13 +298,13 @@ impl Metrics {
                 let _ = prometheus_text::encode(&mut out, &self.registry);
                 self.red.encode(&mut out, format);
                 self.faults.encode(&mut out, format);
-                faults::encode_state(&mut out, faults, ready);
+                faults::encode_state(&mut out, format, faults, ready);
             }
             TextFormat::OpenMetrics => {
                 let _ = text::encode_registry(&mut out, &self.registry);
                 self.red.encode(&mut out, format);
                 self.faults.encode(&mut out, format);
-                faults::encode_state(&mut out, faults, ready);
+                faults::encode_state(&mut out, format, faults, ready);
                 let _ = text::encode_eof(&mut out);
             }
         }
@@ -358,6 +358,26 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    /// A help text as written in `format`, unescaped; a panic for what the format does not
+    /// allow.
+    fn unescaped(help: &str, format: TextFormat) -> String {
+        let mut out = String::new();
+        let mut chars = help.chars();
+        while let Some(c) = chars.next() {
+            match (c, format) {
+                ('\\', _) => match chars.next() {
+                    Some('\\') => out.push('\\'),
+                    Some('n') => out.push('\n'),
+                    Some('"') if format == TextFormat::OpenMetrics => out.push('"'),
+                    other => panic!("{help:?}: \\{other:?} is no escape of {format:?}"),
+                },
+                ('"', TextFormat::OpenMetrics) => panic!("{help:?}: a bare quote in OpenMetrics"),
+                (c, _) => out.push(c),
+            }
+        }
+        out
+    }
+
     /// The families of a protobuf exposition, read back with the `.proto`'s own types.
     pub(crate) fn decoded(body: &[u8]) -> Vec<protobuf::MetricFamily> {
         use prost::Message;
@@ -398,9 +418,31 @@ mod tests {
             .unwrap();
         expected.insert(at + 1, native::NAME);
         assert_eq!(names, expected);
+        // Every help text, registered or written here, survives both text formats: read back
+        // as each format escapes it, it is the text itself (which protobuf carries as it is).
         for (name, help) in helps {
             let family = families.iter().find(|f| f.name == name).unwrap();
-            assert_eq!(family.help, help, "{name}");
+            assert_eq!(
+                unescaped(help, TextFormat::Prometheus),
+                family.help,
+                "{name}"
+            );
+        }
+        let openmetrics = metrics.text(TextFormat::OpenMetrics);
+        for line in openmetrics
+            .lines()
+            .filter_map(|l| l.strip_prefix("# HELP "))
+        {
+            let (name, help) = line.split_once(' ').unwrap();
+            let family = families
+                .iter()
+                .find(|f| f.name == name || f.name == format!("{name}_total"))
+                .unwrap_or_else(|| panic!("{name} not in protobuf"));
+            assert_eq!(
+                unescaped(help, TextFormat::OpenMetrics),
+                family.help,
+                "{name}"
+            );
         }
         // Every sample of the text format has its value in protobuf: the seed's counter.
         let count = families
@@ -409,6 +451,29 @@ mod tests {
             .unwrap();
         assert_eq!(count.metric[0].counter.as_ref().unwrap().value, 1.0);
         assert_eq!(count.r#type, protobuf::Type::Counter as i32);
+    }
+
+    #[test]
+    fn a_bucket_has_one_le_in_both_text_formats() {
+        // Prometheus 2 would store le="1" and le="1.0" as two series of one bucket.
+        let metrics = Metrics::new();
+        metrics.red.record_one();
+        metrics.observe_processing(
+            Duration::from_millis(300),
+            Instant::now(),
+            TraceId::random(),
+        );
+        let buckets = |format| {
+            metrics
+                .text(format)
+                .lines()
+                .filter(|l| l.contains("_bucket{"))
+                .map(|l| l.split_once('}').unwrap().0.to_owned())
+                .collect::<Vec<_>>()
+        };
+        let text = buckets(TextFormat::Prometheus);
+        assert!(text.iter().any(|l| l.contains("le=\"1.0\"")), "{text:?}");
+        assert_eq!(text, buckets(TextFormat::OpenMetrics));
     }
 
     #[test]

@@ -141,13 +141,13 @@ impl Series {
     }
 }
 
-/// The `le` label of each bucket, `+Inf` last, as each format writes it: the 0.0.4 text format
-/// as Go does (`1`, `2.5`), OpenMetrics with a decimal point (`1.0`).
-fn le(format: TextFormat, bucket: usize) -> String {
-    match (BUCKETS.get(bucket), format) {
-        (None, _) => "+Inf".to_owned(),
-        (Some(bound), TextFormat::Prometheus) => format!("{bound}"),
-        (Some(bound), TextFormat::OpenMetrics) => super::seed::float(*bound),
+/// The `le` label of each bucket, `+Inf` last: in both text formats as OpenMetrics writes it,
+/// with a decimal point (`1.0`), as the seed's histogram does. Prometheus 2 stores `le="1"` and
+/// `le="1.0"` as two series, so a scrape that changed formats would split the bucket in two.
+fn le(bucket: usize) -> String {
+    match BUCKETS.get(bucket) {
+        None => "+Inf".to_owned(),
+        Some(bound) => super::seed::float(*bound),
     }
 }
 
@@ -267,17 +267,14 @@ impl Red {
         let series = sorted(&map);
         let exemplars = format == TextFormat::OpenMetrics;
         let clock = exemplar::Clock::anchored();
-        let le: Vec<String> = (0..=BUCKETS.len()).map(|i| le(format, i)).collect();
+        let le: Vec<String> = (0..=BUCKETS.len()).map(le).collect();
 
         // OpenMetrics names a counter family without its `_total`; the text format with it.
         let family = match format {
             TextFormat::OpenMetrics => "http_requests",
             TextFormat::Prometheus => "http_requests_total",
         };
-        let _ = writeln!(
-            out,
-            "# HELP {family} {REQUESTS_HELP}\n# TYPE {family} counter"
-        );
+        format.header(out, family, REQUESTS_HELP, "counter");
         for (labels, s, _, total) in &series {
             let exemplar = if exemplars { s.latest() } else { None };
             sample(
@@ -291,10 +288,7 @@ impl Red {
         }
 
         let family = "http_request_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {family} {DURATION_HELP}\n# TYPE {family} histogram"
-        );
+        format.header(out, family, DURATION_HELP, "histogram");
         if exemplars {
             let _ = writeln!(out, "# UNIT {family} seconds");
         }

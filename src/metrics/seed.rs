@@ -12,7 +12,6 @@
 //! takes with `try_lock` or leaves ([`super::exemplar`]).
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -446,7 +445,7 @@ fn encode_family(
     };
     match format {
         TextFormat::OpenMetrics => {
-            header(out, name, help, kind_name);
+            format.header(out, name, help, kind_name);
             for child in children {
                 child.write_samples(out, name);
                 child.write_created(out, name);
@@ -458,13 +457,13 @@ fn encode_family(
                 Kind::Counter => format!("{name}_total"),
                 Kind::Histogram | Kind::Summary => name.to_owned(),
             };
-            header(out, &family, help, kind_name);
+            format.header(out, &family, help, kind_name);
             for child in children {
                 child.write_samples(out, name);
             }
             // The Python client writes this family only once it has samples.
             if !children.is_empty() {
-                header(out, &format!("{name}_created"), help, "gauge");
+                format.header(out, &format!("{name}_created"), help, "gauge");
             }
             for child in children {
                 child.write_created(out, name);
@@ -504,10 +503,6 @@ fn proto_families(
         ));
     }
     families
-}
-
-fn header(out: &mut String, family: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
 }
 
 /// Label values here are digits and float literals, which need no escaping.
