@@ -106,6 +106,15 @@ pub(crate) fn proto(exemplar: &Exemplar, clock: &Clock) -> super::protobuf::Exem
     }
 }
 
+/// The latest exemplar of each cell, as protobuf carries them: a bucket's each, `None` where
+/// its cell has none.
+pub(crate) fn proto_each(cells: &[Cell], clock: &Clock) -> Vec<Option<super::protobuf::Exemplar>> {
+    cells
+        .iter()
+        .map(|cell| cell.get().map(|e| proto(&e, clock)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

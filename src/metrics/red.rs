@@ -355,11 +355,7 @@ impl Red {
                 protobuf::Classic {
                     bounds: &BUCKETS,
                     cumulative: &cumulative,
-                    exemplars: s
-                        .exemplars
-                        .iter()
-                        .map(|cell| cell.get().map(|e| exemplar::proto(&e, &clock)))
-                        .collect(),
+                    exemplars: exemplar::proto_each(&s.exemplars, &clock),
                     sum: Duration::from_nanos(s.sum_nanos.load(Ordering::Relaxed)).as_secs_f64(),
                     created: None,
                 }

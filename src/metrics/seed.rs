@@ -290,11 +290,7 @@ impl Histogram {
         let metric = protobuf::Classic {
             bounds: self.bounds,
             cumulative: &cumulative,
-            exemplars: self
-                .exemplars
-                .iter()
-                .map(|cell| cell.get().map(|e| exemplar::proto(&e, &clock)))
-                .collect(),
+            exemplars: exemplar::proto_each(&self.exemplars, &clock),
             sum: seconds(self.sum_nanos.load(Ordering::Relaxed)),
             created: Some(created),
         }

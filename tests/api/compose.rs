@@ -181,6 +181,15 @@ pub async fn poll<T, F: Future<Output = Option<T>>>(
     }
 }
 
+/// Polls the instant query `expr` against the Prometheus at `base` until it answers something;
+/// fails with `what` after `within`.
+pub async fn poll_answers(what: &str, within: Duration, base: &str, expr: &str) {
+    poll(what, within, || async {
+        (!query(base, expr, None).await.is_empty()).then_some(())
+    })
+    .await
+}
+
 async fn status_of(url: &str) -> Option<u16> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -451,18 +460,11 @@ async fn the_compose_stack_works_as_the_docs_say() {
         "start app: the app answers on {ADDR}:5000, its metrics on :8000"
     ));
     // Two scrapes more, so that the history holds the app as it runs before the down.
-    poll(
+    poll_answers(
         "two scrapes of the app since its start",
         Duration::from_secs(60),
-        || async {
-            let scraped = query(
-                &prometheus(),
-                r#"count_over_time(up{job="flask_app"}[20s]) >= 1"#,
-                None,
-            )
-            .await;
-            (!scraped.is_empty()).then_some(())
-        },
+        &prometheus(),
+        r#"count_over_time(up{job="flask_app"}[20s]) >= 1"#,
     )
     .await;
 
@@ -512,18 +514,11 @@ async fn the_compose_stack_works_as_the_docs_say() {
     // a series' first sample is no increase, so the rest must come after it.
     let client = reqwest::Client::new();
     client.get(url(5000, "/status/500")).send().await.unwrap();
-    poll(
+    poll_answers(
         "the first /status/500 scraped",
         Duration::from_secs(60),
-        || async {
-            let found = query(
-                &prometheus(),
-                r#"http_requests_total{job="flask_app", route="/status/{codes}", status="500"}"#,
-                None,
-            )
-            .await;
-            (!found.is_empty()).then_some(())
-        },
+        &prometheus(),
+        r#"http_requests_total{job="flask_app", route="/status/{codes}", status="500"}"#,
     )
     .await;
     for _ in 0..20 {

@@ -647,9 +647,12 @@ async fn every_game_day_measured() {
         for require in &scenario.require {
             // A young stack: wait until the history the scenario needs is there.
             let base = format!("http://{}", stack.prometheus.addr);
-            poll(&require.otherwise, Duration::from_secs(20 * 60), || async {
-                (!query(&base, &require.query, None).await.is_empty()).then_some(())
-            })
+            crate::compose::poll_answers(
+                &require.otherwise,
+                Duration::from_secs(20 * 60),
+                &base,
+                &require.query,
+            )
             .await;
         }
         let out = stack.run(name).await;
