@@ -304,6 +304,12 @@ pub struct LoadArgs {
     #[arg(long, env = "DEMO_SERVICE_LOAD_SHAPE", value_enum, default_value_t = ShapeKind::Constant)]
     pub shape: ShapeKind,
 
+    /// Open loop in stages, instead of --rate and --shape: LENGTH:RATE,... ramps linearly
+    /// from 0 to each stage's rate over its length (k6's stages); the run lasts as long as
+    /// they do. E.g. 30s:10,2m:50,30s:0.
+    #[arg(long, env = "DEMO_SERVICE_LOAD_STAGES", conflicts_with_all = ["rate", "concurrency", "shape", "duration"])]
+    pub stages: Option<crate::load::Stages>,
+
     /// The period of a sine or of bursts, or the length of a ramp.
     #[arg(long, env = "DEMO_SERVICE_LOAD_PERIOD", default_value = "60s", value_parser = positive_duration)]
     pub period: Duration,
@@ -357,6 +363,16 @@ pub struct LoadArgs {
     #[arg(long, env = "DEMO_SERVICE_LOAD_NO_TRACE")]
     pub no_trace: bool,
 
+    /// What the run must achieve, e.g. p99<2s, p50<300ms, max<5s, mean<1s, errors<5% (no
+    /// answer, or a 5xx), rate>=90; give it again for each. The summary shows each with what
+    /// was measured; the exit status is 99 when one fails.
+    #[arg(
+        long = "threshold",
+        env = "DEMO_SERVICE_LOAD_THRESHOLDS",
+        value_delimiter = ','
+    )]
+    pub thresholds: Vec<crate::load::Threshold>,
+
     /// How many of the slowest requests the summary lists, with their trace ids (0: none).
     #[arg(long, env = "DEMO_SERVICE_LOAD_SLOWEST", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub slowest: u32,
@@ -372,6 +388,9 @@ impl LoadArgs {
     pub fn plan(&self) -> Result<crate::load::Plan, String> {
         use crate::load::{Mode, Plan, Shape};
         let mode = match (self.concurrency, self.shape) {
+            _ if self.stages.is_some() => {
+                Mode::Open(Shape::Stages(self.stages.clone().expect("checked")))
+            }
             (Some(n), ShapeKind::Constant) => Mode::Closed(n),
             (Some(_), shape) => {
                 let shape = shape
@@ -420,7 +439,11 @@ impl LoadArgs {
             targets: self.target.clone(),
             mix: self.mix.clone(),
             mode,
-            duration: self.duration,
+            duration: self
+                .stages
+                .as_ref()
+                .map(crate::load::Stages::length)
+                .or(self.duration),
             requests: self.requests,
             connections: self.connections,
             timeout: self.timeout,
@@ -428,6 +451,7 @@ impl LoadArgs {
                 .then_some(self.connection_lifetime),
             trace: !self.no_trace,
             slowest: self.slowest as usize,
+            thresholds: self.thresholds.clone(),
         })
     }
 }
@@ -963,6 +987,12 @@ mod tests {
         assert!(
             matches!(plan.mode, Mode::Open(Shape::Bursts { burst_rate, .. }) if burst_rate == 100.0)
         );
+        let plan = load(&["--stages", "30s:10,2m:50,30s:0"]).unwrap();
+        assert!(matches!(plan.mode, Mode::Open(Shape::Stages(_))));
+        assert_eq!(plan.duration, Some(Duration::from_secs(180)));
+        let plan = load(&["--threshold", "p99<2s", "--threshold", "errors<5%"]).unwrap();
+        let thresholds: Vec<String> = plan.thresholds.iter().map(|t| t.to_string()).collect();
+        assert_eq!(thresholds, ["p99<2s", "errors<5%"]);
     }
 
     #[test]
@@ -1000,6 +1030,24 @@ mod tests {
                 "must be shorter than --period",
             ),
             (&["--timeout", "0s"], "must be above zero"),
+            (
+                &["--stages", "30s:10", "--shape", "sine"],
+                "the argument '--stages <STAGES>' cannot be used with '--shape <SHAPE>'",
+            ),
+            (
+                &["--stages", "30s:10", "--rate", "5"],
+                "cannot be used with '--rate <RATE>'",
+            ),
+            (
+                &["--stages", "30s:10", "--duration", "1m"],
+                "cannot be used with '--duration <DURATION>'",
+            ),
+            (&["--stages", "30s"], "expected LENGTH:RATE"),
+            (
+                &["--threshold", "p99<2"],
+                "has no unit: give e.g. 2s or 300ms",
+            ),
+            (&["--threshold", "errors<5"], "give errors in percent"),
         ] {
             let e = load(args).unwrap_err();
             assert!(e.contains(error), "{args:?}: {e}");

@@ -180,7 +180,7 @@ fn main() -> ExitCode {
             let summary = runtime.map_err(anyhow::Error::from).and_then(|runtime| {
                 runtime.block_on(async { Ok(load::run(plan, Signals::os()?, progress).await) })
             });
-            report(summary.and_then(|summary| {
+            let summary = summary.and_then(|summary| {
                 match args.output {
                     Output::Text => print!("{}", summary.to_text()),
                     Output::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
@@ -191,8 +191,29 @@ fn main() -> ExitCode {
                         summary.run.target
                     );
                 }
-                Ok(())
-            }))
+                Ok(summary)
+            });
+            match summary {
+                Err(e) => report(Err(e)),
+                Ok(summary) => {
+                    let failed: Vec<String> = summary
+                        .failed_thresholds()
+                        .map(|t| format!("{} ({})", t.threshold, t.shown()))
+                        .collect();
+                    if failed.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!(
+                            "error: {} of {} thresholds failed: {}",
+                            failed.len(),
+                            summary.thresholds.len(),
+                            failed.join(", ")
+                        );
+                        // As k6 does, so that a test can tell a failed threshold from an error.
+                        ExitCode::from(99)
+                    }
+                }
+            }
         }
     }
 }

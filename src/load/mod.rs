@@ -18,6 +18,7 @@
 mod mix;
 mod report;
 mod schedule;
+mod threshold;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -37,11 +38,12 @@ use tokio::time::Instant;
 
 pub use mix::Mix;
 pub use report::{ErrorKind, Summary};
-pub use schedule::{Schedule, Shape};
+pub use schedule::{Schedule, Shape, Stages};
+pub use threshold::Threshold;
 
 use crate::signals::Signals;
 use crate::trace::{TRACEPARENT, TraceId};
-use report::{Recorder, Run};
+use report::{Ended, Recorder, Run, Took};
 
 /// How the run sends.
 #[derive(Clone, Debug)]
@@ -70,6 +72,8 @@ pub struct Plan {
     pub trace: bool,
     /// How many of the slowest requests the summary lists.
     pub slowest: usize,
+    /// What the run must achieve to pass.
+    pub thresholds: Vec<Threshold>,
 }
 
 /// Where progress goes while a run lasts.
@@ -110,6 +114,11 @@ impl Sender {
     /// Sends one request for `path` and records the outcome, its latency counted from `due`;
     /// returns the error, if any.
     async fn send(&self, path: usize, due: Instant) -> Option<ErrorKind> {
+        let sent = Instant::now();
+        let took = || Took {
+            since_due: due.elapsed(),
+            since_sent: sent.elapsed(),
+        };
         let trace = self.trace.then(TraceId::random);
         let mut request = hyper::Request::get(self.next_target()[path].clone());
         if let Some(trace) = trace {
@@ -139,7 +148,7 @@ impl Sender {
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(status)) => {
-                self.recorder.answered(path, status, due.elapsed(), trace);
+                self.recorder.answered(path, status, took(), trace);
                 None
             }
             Ok(Err(kind)) => {
@@ -147,7 +156,7 @@ impl Sender {
                 Some(kind)
             }
             Err(_) => {
-                self.recorder.timed_out(path, due.elapsed(), trace);
+                self.recorder.timed_out(path, took(), trace);
                 Some(ErrorKind::Timeout)
             }
         }
@@ -228,9 +237,7 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summar
     if let Some(renewer) = renewer {
         renewer.abort();
     }
-    sender
-        .recorder
-        .summary(run, ended.sending, ended.unsent, ended.interrupted)
+    sender.recorder.summary(run, ended, &plan.thresholds)
 }
 
 /// A client with a pool of its own: at most `--connections` idle connections to each target.
@@ -258,17 +265,6 @@ fn renew_connections(
             sender.client.store(Arc::new(http_client(&plan)));
         }
     })
-}
-
-/// How the sending ended.
-#[derive(Debug)]
-struct Ended {
-    /// How long it sent.
-    sending: Duration,
-    /// Requests due before the end that were never sent (open loop).
-    unsent: u64,
-    /// Whether a signal ended it.
-    interrupted: bool,
 }
 
 /// How long after its `--duration` an open loop may still send what was due before it.
@@ -300,7 +296,10 @@ async fn open_loop(
         interrupted,
     };
     for sent in 0u64.. {
-        let offset = Duration::from_secs_f64(schedule.next().expect("a schedule never ends"));
+        let Some(offset) = schedule.next() else {
+            return ended(start.elapsed(), 0, false);
+        };
+        let offset = Duration::from_secs_f64(offset);
         if let Some(duration) = plan.duration {
             // Due after the end; or due before it, but the end has come (the generator fell
             // behind): what was due and not sent is counted.
@@ -475,5 +474,6 @@ fn describe(shape: &Shape) -> String {
                 humantime::format_duration(*period)
             )
         }
+        Shape::Stages(stages) => format!("stages {stages}"),
     }
 }

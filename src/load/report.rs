@@ -9,6 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::threshold::{Checked, Measure, Measured, Threshold};
 use crate::trace::TraceId;
 
 /// Latencies are recorded in microseconds, from 1 µs to an hour, to 3 significant digits.
@@ -55,11 +56,24 @@ impl Counts {
     }
 }
 
+/// How long a request took: from when it was due (corrected for coordinated omission: a request
+/// that waited for a connection, or a generator that fell behind, shows in it), and from when
+/// it was actually sent (what the request itself took, as a closed loop or a naive tool sees
+/// it). In a closed loop the two are the same: each request is due when it is sent.
+#[derive(Clone, Copy, Debug)]
+pub struct Took {
+    pub since_due: Duration,
+    pub since_sent: Duration,
+}
+
 #[derive(Debug)]
 struct Stats {
     all: Counts,
     paths: Vec<Counts>,
+    /// From when each request was due.
     latency: Histogram<u64>,
+    /// From when each request was sent.
+    uncorrected: Histogram<u64>,
     /// Latencies since the last progress line.
     recent: Histogram<u64>,
     /// The slowest requests so far, slowest first, at most `keep`: path, status, latency in
@@ -80,13 +94,19 @@ pub struct Slow {
     pub trace_id: Option<String>,
 }
 
+fn micros(latency: Duration) -> u64 {
+    u64::try_from(latency.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
 impl Stats {
-    fn record_latency(&mut self, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
+    fn record_latency(&mut self, took: Took) {
+        let micros = micros(took.since_due);
         self.latency.saturating_record(micros);
         self.recent.saturating_record(micros);
+        self.uncorrected
+            .saturating_record(self::micros(took.since_sent));
     }
 
     /// Keeps the request if it is among the `keep` slowest so far.
@@ -120,6 +140,7 @@ impl Recorder {
                 all: Counts::default(),
                 paths: vec![Counts::default(); paths],
                 latency: histogram(),
+                uncorrected: histogram(),
                 recent: histogram(),
                 slowest: Vec::with_capacity(slowest + 1),
                 keep: slowest,
@@ -137,12 +158,12 @@ impl Recorder {
         stats.paths[path].sent += 1;
     }
 
-    pub fn answered(&self, path: usize, status: u16, latency: Duration, trace: Option<TraceId>) {
+    pub fn answered(&self, path: usize, status: u16, took: Took, trace: Option<TraceId>) {
         let mut stats = self.stats();
         *stats.all.status.entry(status).or_default() += 1;
         *stats.paths[path].status.entry(status).or_default() += 1;
-        stats.record_latency(latency);
-        stats.record_slow(path, Some(status), latency, trace);
+        stats.record_latency(took);
+        stats.record_slow(path, Some(status), took.since_due, trace);
     }
 
     pub fn failed(&self, path: usize, kind: ErrorKind) {
@@ -153,11 +174,11 @@ impl Recorder {
 
     /// A request given up after `latency`: an error, and a latency too, or the slowest
     /// requests would vanish from the quantiles exactly when the service is overloaded.
-    pub fn timed_out(&self, path: usize, latency: Duration, trace: Option<TraceId>) {
+    pub fn timed_out(&self, path: usize, took: Took, trace: Option<TraceId>) {
         self.failed(path, ErrorKind::Timeout);
         let mut stats = self.stats();
-        stats.record_latency(latency);
-        stats.record_slow(path, None, latency, trace);
+        stats.record_latency(took);
+        stats.record_slow(path, None, took.since_due, trace);
     }
 
     /// The progress line: elapsed, sent, achieved rate, status codes, p99 since the last line.
@@ -184,34 +205,34 @@ impl Recorder {
         line
     }
 
-    /// The summary of a run that sent for `sending`, and left `unsent` requests that were due.
-    pub fn summary(&self, run: Run, sending: Duration, unsent: u64, interrupted: bool) -> Summary {
+    /// The summary of a run that sent for `sending`, and left `unsent` requests that were due,
+    /// with its `thresholds` checked.
+    pub fn summary(&self, run: Run, ended: Ended, thresholds: &[Threshold]) -> Summary {
         let stats = self.stats();
-        let quantile = |q| stats.latency.value_at_quantile(q) as f64 / 1e6;
-        let latency = (!stats.latency.is_empty()).then(|| Latency {
-            p50: quantile(0.5),
-            p90: quantile(0.9),
-            p99: quantile(0.99),
-            max: stats.latency.max() as f64 / 1e6,
-            mean: stats.latency.mean() / 1e6,
-        });
-        let duration = sending.as_secs_f64();
+        let duration = ended.sending.as_secs_f64();
         let (answered, failed) = (stats.all.answered(), stats.all.failed());
+        let rate = if duration > 0.0 {
+            stats.all.sent as f64 / duration
+        } else {
+            0.0
+        };
+        let measured = RunMeasures {
+            stats: &stats,
+            rate,
+        };
         Summary {
             sent: stats.all.sent,
             answered,
             failed,
             unanswered: stats.all.sent - answered - failed,
-            unsent,
-            rate: if duration > 0.0 {
-                stats.all.sent as f64 / duration
-            } else {
-                0.0
-            },
+            unsent: ended.unsent,
+            rate,
             duration_seconds: duration,
             status: stats.all.status.clone(),
             errors: stats.all.errors.clone(),
-            latency_seconds: latency,
+            latency_seconds: Latency::of(&stats.latency),
+            uncorrected_latency_seconds: Latency::of(&stats.uncorrected),
+            thresholds: thresholds.iter().map(|t| t.check(&measured)).collect(),
             paths: run
                 .paths
                 .iter()
@@ -228,8 +249,44 @@ impl Recorder {
                     trace_id: trace.map(|t| t.to_string()),
                 })
                 .collect(),
-            interrupted,
+            interrupted: ended.interrupted,
             run,
+        }
+    }
+}
+
+/// How the sending of a run ended.
+#[derive(Debug)]
+pub struct Ended {
+    /// How long it sent.
+    pub sending: Duration,
+    /// Requests due before the end that were never sent (open loop).
+    pub unsent: u64,
+    /// Whether a signal ended it.
+    pub interrupted: bool,
+}
+
+/// A run's measures, for its thresholds.
+struct RunMeasures<'a> {
+    stats: &'a Stats,
+    rate: f64,
+}
+
+impl Measured for RunMeasures<'_> {
+    fn value(&self, measure: Measure) -> Option<f64> {
+        let latency = &self.stats.latency;
+        let ended = self.stats.all.answered() + self.stats.all.failed();
+        match measure {
+            Measure::Errors => (ended > 0).then(|| {
+                let server_errors: u64 =
+                    self.stats.all.status.range(500..600).map(|(_, n)| n).sum();
+                (self.stats.all.failed() + server_errors) as f64 / ended as f64
+            }),
+            Measure::Rate => Some(self.rate),
+            _ if latency.is_empty() => None,
+            Measure::Quantile(q) => Some(latency.value_at_quantile(q) as f64 / 1e6),
+            Measure::Max => Some(latency.max() as f64 / 1e6),
+            Measure::Mean => Some(latency.mean() / 1e6),
         }
     }
 }
@@ -258,6 +315,30 @@ pub struct Latency {
     pub mean: f64,
 }
 
+impl Latency {
+    /// The quantiles of `h` (in microseconds), in seconds; none when it is empty.
+    fn of(h: &Histogram<u64>) -> Option<Latency> {
+        let quantile = |q| h.value_at_quantile(q) as f64 / 1e6;
+        (!h.is_empty()).then(|| Latency {
+            p50: quantile(0.5),
+            p90: quantile(0.9),
+            p99: quantile(0.99),
+            max: h.max() as f64 / 1e6,
+            mean: h.mean() / 1e6,
+        })
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "p50 {:<8} p90 {:<8} p99 {:<8} max {}",
+            seconds(Duration::from_secs_f64(self.p50)),
+            seconds(Duration::from_secs_f64(self.p90)),
+            seconds(Duration::from_secs_f64(self.p99)),
+            seconds(Duration::from_secs_f64(self.max)),
+        )
+    }
+}
+
 /// The outcome of a run.
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -278,9 +359,14 @@ pub struct Summary {
     pub rate: f64,
     pub status: BTreeMap<u16, u64>,
     pub errors: BTreeMap<ErrorKind, u64>,
-    /// Of the answered and the timed-out requests; for an open loop, from the moment each was
-    /// due.
+    /// Of the answered and the timed-out requests, from the moment each was due (corrected
+    /// for coordinated omission; in a closed loop, when it was sent).
     pub latency_seconds: Option<Latency>,
+    /// The same requests, from the moment each was actually sent: what the request itself
+    /// took, without the wait for a connection or for a generator that fell behind.
+    pub uncorrected_latency_seconds: Option<Latency>,
+    /// The `--threshold`s, each with what the run measured and whether it passed.
+    pub thresholds: Vec<Checked>,
     pub paths: BTreeMap<String, Counts>,
     /// The slowest requests, slowest first (`--slowest`), with their trace ids.
     pub slowest: Vec<Slow>,
@@ -289,6 +375,11 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The thresholds that failed.
+    pub fn failed_thresholds(&self) -> impl Iterator<Item = &Checked> {
+        self.thresholds.iter().filter(|t| !t.passed)
+    }
+
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let run = &self.run;
@@ -334,15 +425,11 @@ impl Summary {
             .map(|(k, n)| format!("{}: {n}", k.name()))
             .collect();
         let _ = writeln!(out, "errors     {}", or_none(&errors));
-        if let Some(l) = &self.latency_seconds {
-            let _ = writeln!(
-                out,
-                "latency    p50 {}  p90 {}  p99 {}  max {}",
-                seconds(Duration::from_secs_f64(l.p50)),
-                seconds(Duration::from_secs_f64(l.p90)),
-                seconds(Duration::from_secs_f64(l.p99)),
-                seconds(Duration::from_secs_f64(l.max)),
-            );
+        if let (Some(corrected), Some(uncorrected)) =
+            (&self.latency_seconds, &self.uncorrected_latency_seconds)
+        {
+            let _ = writeln!(out, "latency    {}  from when due", corrected.line());
+            let _ = writeln!(out, "           {}  from when sent", uncorrected.line());
         }
         for (path, counts) in &self.paths {
             let status: Vec<String> = counts
@@ -368,6 +455,16 @@ impl Summary {
                 slow.trace_id.as_deref().unwrap_or("none (--no-trace)")
             );
         }
+        for (i, checked) in self.thresholds.iter().enumerate() {
+            let label = if i == 0 { "thresholds" } else { "" };
+            let verdict = if checked.passed { "pass" } else { "FAIL" };
+            let _ = writeln!(
+                out,
+                "{label:<10} {verdict}  {:<16} {}",
+                checked.threshold,
+                checked.shown()
+            );
+        }
         out
     }
 }
@@ -381,7 +478,7 @@ fn or_none(items: &[String]) -> String {
 }
 
 /// A duration as people read it: `850µs`, `12.3ms`, `4.87s`.
-fn seconds(d: Duration) -> String {
+pub(super) fn seconds(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s >= 1.0 {
         format!("{s:.2}s")
@@ -407,21 +504,37 @@ mod tests {
         }
     }
 
+    /// A request due `due` ms and sent `sent` ms before its answer.
+    fn took(due: u64, sent: u64) -> Took {
+        Took {
+            since_due: Duration::from_millis(due),
+            since_sent: Duration::from_millis(sent),
+        }
+    }
+
+    fn ended(secs: u64, unsent: u64) -> Ended {
+        Ended {
+            sending: Duration::from_secs(secs),
+            unsent,
+            interrupted: false,
+        }
+    }
+
     #[test]
     fn the_summary_counts_what_was_recorded() {
         let recorder = Recorder::new(2, 3);
         let traces: Vec<TraceId> = (0..=100).map(|_| TraceId::random()).collect();
         for i in 1..=100u64 {
             recorder.sent(0);
-            recorder.answered(0, 200, Duration::from_millis(i), Some(traces[i as usize]));
+            recorder.answered(0, 200, took(i, i / 2), Some(traces[i as usize]));
         }
         recorder.sent(1);
-        recorder.answered(1, 500, Duration::from_millis(1), None);
+        recorder.answered(1, 500, took(1, 1), None);
         recorder.sent(1);
-        recorder.timed_out(1, Duration::from_secs(10), Some(traces[0]));
+        recorder.timed_out(1, took(10_000, 10_000), Some(traces[0]));
         recorder.sent(1);
 
-        let s = recorder.summary(run(), Duration::from_secs(2), 7, false);
+        let s = recorder.summary(run(), ended(2, 7), &[]);
 
         assert_eq!((s.sent, s.answered, s.failed), (103, 101, 1));
         assert_eq!((s.unanswered, s.unsent), (1, 7));
@@ -433,6 +546,14 @@ mod tests {
         assert!((latency.p99 - 0.100).abs() < 0.001, "{}", latency.p99);
         // The timeout counts as the slowest latency.
         assert!((latency.max - 10.0).abs() < 0.01, "{}", latency.max);
+        // From when each was sent: half as long.
+        let uncorrected = s.uncorrected_latency_seconds.as_ref().unwrap();
+        assert!(
+            (uncorrected.p50 - 0.025).abs() < 0.001,
+            "{}",
+            uncorrected.p50
+        );
+        assert!((uncorrected.max - 10.0).abs() < 0.01, "{}", uncorrected.max);
         assert_eq!(s.paths["/simulate_error"].sent, 3);
 
         let json: serde_json::Value = serde_json::to_value(&s).unwrap();
@@ -447,6 +568,21 @@ mod tests {
         assert!(text.contains("1 still in flight when stopped"), "{text}");
         assert!(text.contains("7 due but never sent"), "{text}");
         assert!(text.contains("status     200: 100  500: 1"), "{text}");
+        assert!(
+            text.contains(
+                "latency    p50 50.0ms   p90 91.0ms   p99 100.0ms  max 10.00s  from when due"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "           p50 25.0ms   p90 45.0ms   p99 50.0ms   max 10.00s  from when sent"
+            ),
+            "{text}"
+        );
+        let p50 = json["uncorrected_latency_seconds"]["p50"].as_f64().unwrap();
+        assert!((p50 - 0.025).abs() < 0.0001, "{p50}");
+        assert!(!text.contains("thresholds"), "{text}");
 
         // The three slowest: the timeout, then the 100 ms and 99 ms requests, with their traces.
         let slowest: Vec<_> = s
@@ -488,10 +624,70 @@ mod tests {
     }
 
     #[test]
+    fn thresholds_are_checked_against_the_run() {
+        let recorder = Recorder::new(1, 0);
+        for i in 1..=100 {
+            recorder.sent(0);
+            if i <= 2 {
+                recorder.failed(0, ErrorKind::Connect);
+            } else {
+                let status = if i <= 5 { 503 } else { 200 };
+                // Due long before it was sent: the thresholds use the corrected latency.
+                recorder.answered(0, status, took(i * 10, 1), None);
+            }
+        }
+        let thresholds: Vec<Threshold> =
+            ["p99<1s", "p50<=520ms", "errors<5%", "rate>=50", "max<2s"]
+                .iter()
+                .map(|t| t.parse().unwrap())
+                .collect();
+        let s = recorder.summary(run(), ended(2, 0), &thresholds);
+        let verdicts: Vec<_> = s
+            .thresholds
+            .iter()
+            .map(|c| (c.threshold.as_str(), c.passed, c.shown()))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("p99<1s", false, "1.00s".to_owned()),
+                // 98 answered, from 30 ms to 1 s.
+                ("p50<=520ms", true, "510.2ms".to_owned()),
+                // 2 without answer and 3 answered 503, of 100.
+                ("errors<5%", false, "5.00%".to_owned()),
+                ("rate>=50", true, "50.00/s".to_owned()),
+                ("max<2s", true, "1.00s".to_owned()),
+            ]
+        );
+        assert_eq!(s.failed_thresholds().count(), 2);
+        let text = s.to_text();
+        assert!(
+            text.contains("thresholds FAIL  p99<1s           1.00s\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("           pass  p50<=520ms       510.2ms\n"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["thresholds"][2]["value"], 0.05);
+        assert_eq!(json["thresholds"][2]["unit"], "ratio");
+        assert_eq!(json["thresholds"][0]["passed"], false);
+
+        // No answer at all: the latency thresholds have nothing to measure, and fail.
+        let recorder = Recorder::new(1, 0);
+        recorder.sent(0);
+        recorder.failed(0, ErrorKind::Connect);
+        let s = recorder.summary(run(), ended(1, 0), &thresholds[..1]);
+        assert_eq!(s.thresholds[0].value, None);
+        assert!(!s.thresholds[0].passed);
+    }
+
+    #[test]
     fn progress_reports_the_recent_p99_then_forgets_it() {
         let recorder = Recorder::new(1, 0);
         recorder.sent(0);
-        recorder.answered(0, 200, Duration::from_millis(250), None);
+        recorder.answered(0, 200, took(250, 250), None);
         let line = recorder.progress(Duration::from_secs(2));
         // The histogram keeps three significant digits.
         assert!(

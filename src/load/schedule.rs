@@ -6,6 +6,8 @@
 //! simply sends nothing until it rises.
 
 use std::f64::consts::TAU;
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// The longest step of the integration, in seconds.
@@ -36,6 +38,69 @@ pub enum Shape {
         rate: f64,
         period: Duration,
     },
+    /// From 0, linearly to each stage's rate over the stage's length, in turn.
+    Stages(Stages),
+}
+
+/// Stages in k6's sense: `30s:10,2m:50,30s:0` ramps from 0 to 10/s in 30 s, on to 50/s over 2
+/// minutes, and down to 0 in 30 s. A stage of `0s` jumps to its rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stages(Vec<(Duration, f64)>);
+
+impl Stages {
+    /// How long the stages last together.
+    pub fn length(&self) -> Duration {
+        self.0.iter().map(|(length, _)| *length).sum()
+    }
+
+    fn rate_at(&self, t: f64) -> f64 {
+        let (mut start, mut from) = (0.0, 0.0);
+        for &(length, rate) in &self.0 {
+            let length = length.as_secs_f64();
+            if t < start + length {
+                return from + (rate - from) * (t - start) / length;
+            }
+            (start, from) = (start + length, rate);
+        }
+        from
+    }
+}
+
+impl FromStr for Stages {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let stages = s
+            .split(',')
+            .map(|stage| {
+                let (length, rate) = stage.trim().split_once(':').ok_or_else(|| {
+                    format!("{stage:?}: expected LENGTH:RATE, e.g. 30s:10,2m:50,30s:0")
+                })?;
+                let length = humantime::parse_duration(length.trim())
+                    .map_err(|e| format!("{stage:?}: {length:?} is not a length ({e})"))?;
+                let rate = match rate.trim().parse::<f64>() {
+                    Ok(r) if r.is_finite() && r >= 0.0 => r,
+                    _ => return Err(format!("{stage:?}: {rate:?} is not a rate of 0 or more")),
+                };
+                Ok((length, rate))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let stages = Stages(stages);
+        if stages.length().is_zero() {
+            return Err(format!("{s:?}: the stages last no time at all"));
+        }
+        Ok(stages)
+    }
+}
+
+impl fmt::Display for Stages {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (length, rate)) in self.0.iter().enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            write!(f, "{comma}{}:{rate}", humantime::format_duration(*length))?;
+        }
+        Ok(())
+    }
 }
 
 impl Shape {
@@ -64,12 +129,13 @@ impl Shape {
                 let progress = (t / period.as_secs_f64()).min(1.0);
                 from + (rate - from) * progress
             }
+            Shape::Stages(ref stages) => stages.rate_at(t),
         }
         .max(0.0)
     }
 }
 
-/// The send times of a shape, in seconds since the start.
+/// The send times of a shape, in seconds since the start; endless, but for stages.
 #[derive(Debug)]
 pub struct Schedule {
     shape: Shape,
@@ -92,7 +158,15 @@ impl Iterator for Schedule {
     type Item = f64;
 
     fn next(&mut self) -> Option<f64> {
+        // Stages end: past them, nothing is due (their last rate may well be 0).
+        let end = match &self.shape {
+            Shape::Stages(stages) => stages.length().as_secs_f64(),
+            _ => f64::INFINITY,
+        };
         loop {
+            if self.t > end {
+                return None;
+            }
             let rate = self.shape.rate_at(self.t);
             // A constant rate needs no small steps: the next request is due in 1/rate.
             let most = match self.shape {
@@ -195,5 +269,40 @@ mod tests {
         assert!((times.len() as i64 - 700).abs() <= 2, "{}", times.len());
         assert_eq!(shape.rate_at(5.0), 50.0);
         assert_eq!(shape.rate_at(60.0), 100.0);
+    }
+
+    #[test]
+    fn stages_ramp_from_one_rate_to_the_next() {
+        let stages: Stages = "10s:100, 20s:100,0s:40,10s:0".parse().unwrap();
+        assert_eq!(stages.length(), Duration::from_secs(40));
+        assert_eq!(stages.to_string(), "10s:100,20s:100,0s:40,10s:0");
+        let shape = Shape::Stages(stages);
+        assert_eq!(shape.rate_at(5.0), 50.0);
+        assert_eq!(shape.rate_at(25.0), 100.0);
+        // The stage of 0s jumps to 40, the last ramps down to 0 and stays there.
+        assert_eq!(shape.rate_at(30.0), 40.0);
+        assert_eq!(shape.rate_at(35.0), 20.0);
+        assert_eq!(shape.rate_at(45.0), 0.0);
+        // The area: 500 + 2000 + 200.
+        let times = times_within(shape.clone(), 40.0);
+        assert!((times.len() as i64 - 2700).abs() <= 2, "{}", times.len());
+        let first = times.iter().filter(|&&t| t < 10.0).count();
+        assert!((first as i64 - 500).abs() <= 2, "{first}");
+    }
+
+    #[test]
+    fn bad_stages_say_what_is_wrong() {
+        for (bad, error) in [
+            ("30s", "expected LENGTH:RATE"),
+            ("30s:10,2m", "\"2m\": expected LENGTH:RATE"),
+            ("30:10", "\"30\" is not a length"),
+            ("30s:-1", "\"-1\" is not a rate of 0 or more"),
+            ("30s:fast", "is not a rate"),
+            ("0s:10", "the stages last no time at all"),
+            ("", "expected LENGTH:RATE"),
+        ] {
+            let e = bad.parse::<Stages>().unwrap_err();
+            assert!(e.contains(error), "{bad:?}: {e}");
+        }
     }
 }

@@ -103,6 +103,101 @@ fn an_overloaded_open_loop_ends_on_time_and_shows_the_wait() {
     // Latency counts from when each request was due: the queue shows, not just the 100 ms.
     let p99 = summary["latency_seconds"]["p99"].as_f64().unwrap();
     assert!(p99 > 1.0, "p99 {p99} s hides the wait for a connection");
+    // From when each was sent, the wait is gone: what a closed loop would have seen.
+    let uncorrected = summary["uncorrected_latency_seconds"]["p99"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (0.1..0.5).contains(&uncorrected),
+        "uncorrected p99 {uncorrected} s, not the service's 100 ms"
+    );
+}
+
+/// Runs 20 requests at 50/s against `service`, with `args` (split at spaces); its exit code,
+/// its stdout and its stderr.
+fn gate(service: &Service, args: &str) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(["load", "--target", &service.app_url("")])
+        .args([
+            "--rate",
+            "50",
+            "--requests",
+            "20",
+            "--progress-interval",
+            "1h",
+        ])
+        .args(args.split(' '))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn thresholds_pass_or_fail_the_run_with_exit_99() {
+    // Every / takes 100 ms; /simulate_error always answers 500.
+    let service = Service::start(&[
+        "--min-delay",
+        "100ms",
+        "--max-delay",
+        "100ms",
+        "--error-rate",
+        "1",
+    ]);
+
+    let (code, stdout, stderr) = gate(&service, "--mix / --threshold p99<2s --threshold errors<1%");
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("thresholds pass  p99<2s"), "{stdout}");
+    assert!(
+        stdout.contains("           pass  errors<1%        0.00%"),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = gate(
+        &service,
+        "--mix / --threshold p99<2s,p50<50ms --output json",
+    );
+    assert_eq!(code, Some(99), "{stdout}{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["thresholds"][0]["passed"], true);
+    assert_eq!(summary["thresholds"][1]["threshold"], "p50<50ms");
+    assert_eq!(summary["thresholds"][1]["passed"], false);
+    let p50 = summary["thresholds"][1]["value"].as_f64().unwrap();
+    assert!(p50 >= 0.1, "p50 {p50} s, below the service's 100 ms");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: 1 of 2 thresholds failed: p50<50ms (1"),
+        "{stderr}"
+    );
+
+    // Half the default mix answers 500 (20 requests all to / would be 1 run in a million).
+    let (code, stdout, stderr) = gate(&service, "--threshold errors<5%");
+    assert_eq!(code, Some(99), "{stdout}{stderr}");
+    assert!(stdout.contains("thresholds FAIL  errors<5%"), "{stdout}");
+}
+
+#[test]
+fn stages_ramp_up_and_down_and_end_with_the_last() {
+    let service = Service::start(&["--max-delay", "0s"]);
+
+    let started = Instant::now();
+    // 50 requests up the ramp, 100 at 100/s, 50 down it.
+    let summary = load(&service, &["--stages", "1s:100,1s:100,1s:0"]);
+    let took = started.elapsed();
+
+    assert_eq!(summary["run"]["shape"], "stages 1s:100,1s:100,1s:0");
+    let (sent, unsent) = (count(&summary["sent"]), count(&summary["unsent"]));
+    assert!(
+        (sent + unsent - 200.0).abs() <= 3.0 && unsent <= 10.0,
+        "sent {sent} and left {unsent}, not 200"
+    );
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "the run took {took:?} for 3 s of stages"
+    );
 }
 
 #[tokio::test]
@@ -270,6 +365,11 @@ fn bad_arguments_and_no_service_are_one_line_and_a_nonzero_exit() {
         (&["--concurrency", "2", "--shape", "ramp"], 2, "--shape ramp needs an open loop"),
         (&["--duration", "soon"], 2, "'--duration <DURATION>'"),
         (&["--connection-lifetime", "soon"], 2, "'--connection-lifetime <CONNECTION_LIFETIME>'"),
+        (&["--stages", "1m:10", "--shape", "sine"], 2, "'--stages <STAGES>' cannot be used with '--shape <SHAPE>'"),
+        (&["--stages", "1m"], 2, "\"1m\": expected LENGTH:RATE, e.g. 30s:10,2m:50,30s:0"),
+        // Before any request is sent: the target does not answer, yet the exit is 2.
+        (&["--target", &nobody, "--threshold", "p99<2"], 2, "\"p99<2\": \"2\" has no unit: give e.g. 2s or 300ms"),
+        (&["--target", &nobody, "--threshold", "p99"], 2, "no comparison; expected MEASURE<LIMIT"),
         (&["--target", &nobody, "--requests", "3"], 1, "no request got an answer from"),
     ];
     for (args, code, message) in cases {
