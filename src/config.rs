@@ -373,6 +373,12 @@ pub struct LoadArgs {
     )]
     pub thresholds: Vec<crate::load::Threshold>,
 
+    /// Serve the generator's own metrics at this address while it runs (/metrics): requests
+    /// sent, answered and failed by route, latency from when due and from when sent, the
+    /// target and the achieved rate; e.g. 127.0.0.1:9101.
+    #[arg(long, env = "DEMO_SERVICE_LOAD_METRICS_ADDR", value_parser = listen_addr)]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// How many of the slowest requests the summary lists, with their trace ids (0: none).
     #[arg(long, env = "DEMO_SERVICE_LOAD_SLOWEST", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub slowest: u32,
@@ -452,6 +458,7 @@ impl LoadArgs {
             trace: !self.no_trace,
             slowest: self.slowest as usize,
             thresholds: self.thresholds.clone(),
+            metrics_addr: self.metrics_addr,
         })
     }
 }

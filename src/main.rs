@@ -178,7 +178,7 @@ fn main() -> ExitCode {
             };
             let runtime = Builder::new_multi_thread().enable_all().build();
             let summary = runtime.map_err(anyhow::Error::from).and_then(|runtime| {
-                runtime.block_on(async { Ok(load::run(plan, Signals::os()?, progress).await) })
+                runtime.block_on(async { load::run(plan, Signals::os()?, progress).await })
             });
             let summary = summary.and_then(|summary| {
                 match args.output {

@@ -15,6 +15,7 @@
 //! the service puts in its exemplars and log lines; the summary names the slowest requests by
 //! their trace id, so that "which request was the p99?" has an answer from both sides.
 
+mod metrics;
 mod mix;
 mod report;
 mod schedule;
@@ -74,6 +75,8 @@ pub struct Plan {
     pub slowest: usize,
     /// What the run must achieve to pass.
     pub thresholds: Vec<Threshold>,
+    /// Where to serve the generator's own metrics while it runs.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Where progress goes while a run lasts.
@@ -164,9 +167,18 @@ impl Sender {
 }
 
 /// Runs `plan` until its duration or request count is reached, or a signal arrives; then
-/// waits for the requests in flight (a second signal stops waiting) and sums up.
-pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summary {
+/// waits for the requests in flight (a second signal stops waiting) and sums up. Fails before
+/// it sends when it cannot listen on its `metrics_addr`.
+pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> anyhow::Result<Summary> {
     let paths: Vec<String> = plan.mix.paths().map(str::to_owned).collect();
+    let exported = plan.metrics_addr.map(|addr| {
+        let open = matches!(plan.mode, Mode::Open(_));
+        (addr, Arc::new(metrics::LoadMetrics::new(&paths, open)))
+    });
+    let exporter = match &exported {
+        Some((addr, metrics)) => Some(metrics::serve(*addr, metrics.clone()).await?),
+        None => None,
+    };
     let authorities: Vec<_> = plan
         .targets
         .iter()
@@ -191,7 +203,11 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summar
         turn: AtomicUsize::new(0),
         timeout: plan.timeout,
         trace: plan.trace,
-        recorder: Recorder::new(paths.len(), plan.slowest),
+        recorder: Recorder::new(
+            paths.len(),
+            plan.slowest,
+            exported.as_ref().map(|(_, metrics)| metrics.clone()),
+        ),
     });
     let run = Run {
         target: authorities
@@ -217,6 +233,8 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summar
 
     let start = Instant::now();
     let reporter = report_progress(progress, sender.clone(), start);
+    let rates =
+        exported.map(|(_, metrics)| export_rates(metrics, &plan.mode, sender.clone(), start));
     let renewer = plan
         .connection_lifetime
         .map(|lifetime| renew_connections(lifetime, plan.clone(), sender.clone()));
@@ -234,10 +252,38 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> Summar
     }
     reporter.abort();
     let _ = reporter.await;
-    if let Some(renewer) = renewer {
-        renewer.abort();
+    for task in [renewer, rates, exporter].into_iter().flatten() {
+        task.abort();
     }
-    sender.recorder.summary(run, ended, &plan.thresholds)
+    Ok(sender.recorder.summary(run, ended, &plan.thresholds))
+}
+
+/// Sets the rate gauges every second, until aborted: the target of an open loop's shape, and
+/// the rate achieved over the last second.
+fn export_rates(
+    metrics: Arc<metrics::LoadMetrics>,
+    mode: &Mode,
+    sender: Arc<Sender>,
+    start: Instant,
+) -> tokio::task::JoinHandle<()> {
+    let shape = match mode {
+        Mode::Open(shape) => Some(shape.clone()),
+        Mode::Closed(_) => None,
+    };
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(metrics::RATE_EVERY);
+        let (mut last, mut sent_then) = (Instant::now(), 0);
+        loop {
+            ticks.tick().await;
+            let target = shape
+                .as_ref()
+                .map(|shape| shape.rate_at(start.elapsed().as_secs_f64()));
+            let sent = sender.recorder.sent_so_far();
+            let achieved = (sent - sent_then) as f64 / last.elapsed().as_secs_f64().max(1e-3);
+            metrics.rates(target, achieved);
+            (last, sent_then) = (Instant::now(), sent);
+        }
+    })
 }
 
 /// A client with a pool of its own: at most `--connections` idle connections to each target.

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::metrics::LoadMetrics;
 use super::threshold::{Checked, Measure, Measured, Threshold};
 use crate::trace::TraceId;
 
@@ -30,7 +31,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             ErrorKind::Connect => "connect",
             ErrorKind::Timeout => "timeout",
@@ -130,12 +131,16 @@ impl Stats {
 #[derive(Debug)]
 pub struct Recorder {
     stats: Mutex<Stats>,
+    /// The same counts for Prometheus, with --metrics-addr.
+    metrics: Option<Arc<LoadMetrics>>,
 }
 
 impl Recorder {
-    /// Counts of requests to `paths` paths; the summary lists the `slowest` slowest.
-    pub fn new(paths: usize, slowest: usize) -> Self {
+    /// Counts of requests to `paths` paths, kept in `metrics` too when given; the summary
+    /// lists the `slowest` slowest.
+    pub fn new(paths: usize, slowest: usize, metrics: Option<Arc<LoadMetrics>>) -> Self {
         Self {
+            metrics,
             stats: Mutex::new(Stats {
                 all: Counts::default(),
                 paths: vec![Counts::default(); paths],
@@ -148,17 +153,28 @@ impl Recorder {
         }
     }
 
+    /// How many requests were sent so far.
+    pub fn sent_so_far(&self) -> u64 {
+        self.stats().all.sent
+    }
+
     fn stats(&self) -> std::sync::MutexGuard<'_, Stats> {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn sent(&self, path: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.sent(path);
+        }
         let mut stats = self.stats();
         stats.all.sent += 1;
         stats.paths[path].sent += 1;
     }
 
     pub fn answered(&self, path: usize, status: u16, took: Took, trace: Option<TraceId>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.answered(path, status, took);
+        }
         let mut stats = self.stats();
         *stats.all.status.entry(status).or_default() += 1;
         *stats.paths[path].status.entry(status).or_default() += 1;
@@ -167,6 +183,13 @@ impl Recorder {
     }
 
     pub fn failed(&self, path: usize, kind: ErrorKind) {
+        if let Some(metrics) = &self.metrics {
+            metrics.failed(path, kind, None);
+        }
+        self.count_failed(path, kind);
+    }
+
+    fn count_failed(&self, path: usize, kind: ErrorKind) {
         let mut stats = self.stats();
         *stats.all.errors.entry(kind).or_default() += 1;
         *stats.paths[path].errors.entry(kind).or_default() += 1;
@@ -175,7 +198,10 @@ impl Recorder {
     /// A request given up after `latency`: an error, and a latency too, or the slowest
     /// requests would vanish from the quantiles exactly when the service is overloaded.
     pub fn timed_out(&self, path: usize, took: Took, trace: Option<TraceId>) {
-        self.failed(path, ErrorKind::Timeout);
+        if let Some(metrics) = &self.metrics {
+            metrics.failed(path, ErrorKind::Timeout, Some(took));
+        }
+        self.count_failed(path, ErrorKind::Timeout);
         let mut stats = self.stats();
         stats.record_latency(took);
         stats.record_slow(path, None, took.since_due, trace);
@@ -522,7 +548,7 @@ mod tests {
 
     #[test]
     fn the_summary_counts_what_was_recorded() {
-        let recorder = Recorder::new(2, 3);
+        let recorder = Recorder::new(2, 3, None);
         let traces: Vec<TraceId> = (0..=100).map(|_| TraceId::random()).collect();
         for i in 1..=100u64 {
             recorder.sent(0);
@@ -625,7 +651,7 @@ mod tests {
 
     #[test]
     fn thresholds_are_checked_against_the_run() {
-        let recorder = Recorder::new(1, 0);
+        let recorder = Recorder::new(1, 0, None);
         for i in 1..=100 {
             recorder.sent(0);
             if i <= 2 {
@@ -675,7 +701,7 @@ mod tests {
         assert_eq!(json["thresholds"][0]["passed"], false);
 
         // No answer at all: the latency thresholds have nothing to measure, and fail.
-        let recorder = Recorder::new(1, 0);
+        let recorder = Recorder::new(1, 0, None);
         recorder.sent(0);
         recorder.failed(0, ErrorKind::Connect);
         let s = recorder.summary(run(), ended(1, 0), &thresholds[..1]);
@@ -685,7 +711,7 @@ mod tests {
 
     #[test]
     fn progress_reports_the_recent_p99_then_forgets_it() {
-        let recorder = Recorder::new(1, 0);
+        let recorder = Recorder::new(1, 0, None);
         recorder.sent(0);
         recorder.answered(0, 200, took(250, 250), None);
         let line = recorder.progress(Duration::from_secs(2));

@@ -60,6 +60,9 @@ pub const FAMILIES: &[&str] = &[
     "process_start_time_seconds",
 ];
 
+/// The RED histogram's upper bounds, in seconds: for histograms to compare with it.
+pub(crate) use red::BUCKETS as RED_BUCKETS;
+
 /// The seed's histogram buckets, in seconds.
 const DURATION_BUCKETS: &[f64] = &[0.1, 0.3, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0];
 

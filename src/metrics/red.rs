@@ -34,7 +34,7 @@ const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// Upper bounds of the duration histogram: Prometheus' defaults, which span the service's
 /// 0–5 s simulated work as well as sub-millisecond answers.
-pub(super) const BUCKETS: [f64; 11] = [
+pub(crate) const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 

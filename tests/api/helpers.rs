@@ -637,6 +637,74 @@ pub fn targets_file(targets: &[std::net::SocketAddr]) -> tempfile::NamedTempFile
     file
 }
 
+/// The file through which the Prometheus of [`prometheus_config`] finds the load generator:
+/// beside `targets`, of its own (absent unless a test writes it, so that no other test's
+/// generator is scraped).
+pub fn loadgen_targets(targets: &Path) -> std::path::PathBuf {
+    targets.with_extension("loadgen.json")
+}
+
+/// `demo-service load` against `service` with its own metrics on a port of its own, listed
+/// for the Prometheus of [`prometheus_config`] in [`loadgen_targets`]; killed, and unlisted,
+/// when dropped.
+pub struct Generator {
+    child: Option<Child>,
+    listed: std::path::PathBuf,
+    /// Where its metrics are.
+    pub metrics: SocketAddr,
+}
+
+impl Generator {
+    /// Starts `demo-service load ARGS` at `service`, listed beside the file `targets`, with a
+    /// JSON summary.
+    pub fn start(service: &Service, targets: &Path, args: &[&str]) -> Generator {
+        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let listed = loadgen_targets(targets);
+        std::fs::write(
+            &listed,
+            serde_json::json!([{ "targets": [metrics.to_string()] }]).to_string(),
+        )
+        .unwrap();
+        let child = Command::new(BIN)
+            .args(["load", "--target", &service.app_url("")])
+            .args(["--output", "json", "--progress-interval", "1h"])
+            .arg("--metrics-addr")
+            .arg(metrics.to_string())
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start demo-service load");
+        Generator {
+            child: Some(child),
+            listed,
+            metrics,
+        }
+    }
+
+    /// Stops it with SIGTERM, as Ctrl-C does; its summary.
+    pub fn finish(mut self) -> serde_json::Value {
+        let child = self.child.take().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed");
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "demo-service load: {}", out.status);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Generator {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.listed);
+    }
+}
+
 /// Runs `command` to its end; returns what it printed on stdout. Fails the test, with both of
 /// its outputs, unless it succeeded.
 pub fn stdout_of(command: &mut Command) -> String {
@@ -664,7 +732,7 @@ pub fn stack_config(args: &[&str]) -> String {
 /// evaluation every 500 ms (the 15 s scrape interval divided by 30, as the rules'
 /// durations are in the time-compressed tests: a [1m] window, 2 s there, holds four scrapes as
 /// it does at full scale); alerts to `alertmanager` and the rules in `rules` when given, else
-/// the configuration's own.
+/// the configuration's own. The load generator's targets are in [`loadgen_targets`].
 pub fn prometheus_config(
     targets: &Path,
     addr: SocketAddr,
@@ -675,6 +743,8 @@ pub fn prometheus_config(
         "prometheus-config".to_owned(),
         "--targets".to_owned(),
         targets.to_str().unwrap().to_owned(),
+        "--loadgen-targets".to_owned(),
+        loadgen_targets(targets).to_str().unwrap().to_owned(),
         "--prometheus".to_owned(),
         addr.to_string(),
         "--interval".to_owned(),

@@ -6,7 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{BIN, Service, count, free_port, load, sample, scrape};
+use crate::compose::poll;
+use crate::helpers::{
+    BIN, Daemon, Generator, Service, count, free_port, load, prometheus_config, query, sample,
+    scrape, targets_file,
+};
 
 #[tokio::test]
 async fn what_it_reports_is_what_the_service_counted() {
@@ -386,4 +390,114 @@ fn bad_arguments_and_no_service_are_one_line_and_a_nonzero_exit() {
             "{args:?}: {stderr:?} lacks {message:?}"
         );
     }
+}
+
+/// The first sample of an instant query's result, or none.
+fn value(result: &[Value]) -> Option<f64> {
+    result.first()?["value"][1].as_str()?.parse().ok()
+}
+
+#[tokio::test]
+async fn its_own_metrics_are_scraped_by_a_real_prometheus() {
+    // / takes 50 ms; /simulate_error always answers 500.
+    let service = Service::start(&[
+        "--min-delay",
+        "50ms",
+        "--max-delay",
+        "50ms",
+        "--error-rate",
+        "1",
+    ]);
+    let targets = targets_file(&[service.metrics]);
+    let prometheus =
+        Daemon::start(|addr| prometheus_config(targets.path(), addr, None, None)).await;
+    let base = format!("http://{}", prometheus.addr);
+    let generator = Generator::start(
+        &service,
+        targets.path(),
+        &["--rate", "20", "--duration", "60s"],
+    );
+    let metrics = generator.metrics;
+
+    // The exposition itself, while it runs: OpenMetrics, with both latencies by route.
+    let exposition = poll(
+        "the generator's /metrics",
+        Duration::from_secs(10),
+        || async {
+            let response = reqwest::get(format!("http://{metrics}/metrics"))
+                .await
+                .ok()?;
+            let kind = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let body = response.text().await.ok()?;
+            body.contains("loadgen_requests_answered_total{route=\"/\",status=\"200\"}")
+                .then_some((kind, body))
+        },
+    )
+    .await;
+    assert!(
+        exposition.0.starts_with("application/openmetrics-text"),
+        "{}",
+        exposition.0
+    );
+    for family in [
+        "# TYPE loadgen_requests_sent counter",
+        "# TYPE loadgen_requests_in_flight gauge",
+        "# TYPE loadgen_request_duration_seconds histogram",
+        "# TYPE loadgen_request_duration_uncorrected_seconds histogram",
+        "# TYPE loadgen_target_rate gauge",
+        "# TYPE loadgen_achieved_rate gauge",
+    ] {
+        assert!(
+            exposition.1.contains(family),
+            "{family} in\n{}",
+            exposition.1
+        );
+    }
+
+    // Prometheus scrapes it as the job loadgen: the rates, the answers by route and status,
+    // and latency in the RED histogram's buckets, both ways.
+    let expect = [
+        ("loadgen_target_rate{job=\"loadgen\"}", 20.0, 20.0),
+        ("avg_over_time(loadgen_achieved_rate[10s])", 15.0, 25.0),
+        (
+            "loadgen_requests_answered_total{route=\"/simulate_error\",status=\"500\"}",
+            1.0,
+            f64::MAX,
+        ),
+        (
+            "histogram_quantile(0.5, sum by (le) (rate(loadgen_request_duration_seconds_bucket{route=\"/\"}[10s])))",
+            0.05,
+            0.1,
+        ),
+        (
+            "histogram_quantile(0.5, sum by (le) (rate(loadgen_request_duration_uncorrected_seconds_bucket{route=\"/\"}[10s])))",
+            0.05,
+            0.1,
+        ),
+    ];
+    for (expr, low, high) in expect {
+        poll(expr, Duration::from_secs(30), || async {
+            value(&query(&base, expr, None).await).filter(|v| (low..=high).contains(v))
+        })
+        .await;
+    }
+
+    // Stopped by SIGTERM, it sums up; Prometheus saw no more than it sent.
+    let seen = value(
+        &query(
+            &base,
+            "max_over_time(loadgen_requests_sent_total{route=\"/\"}[1m])",
+            None,
+        )
+        .await,
+    )
+    .unwrap();
+    let summary = generator.finish();
+    assert!(
+        seen >= 1.0 && seen <= count(&summary["paths"]["/"]["sent"]),
+        "Prometheus saw {seen} sent to /: {summary}"
+    );
 }

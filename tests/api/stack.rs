@@ -520,6 +520,7 @@ fn every_prometheus_config_passes_promtool_and_derives_cleanly() {
     let promtool = promtool();
     let rules = format!(r#"  - "{ROOT}/prometheus/rules/*.yml""#);
     let targets = format!(r#"      - files: ["{ROOT}/target/stack/targets/flask_app.json"]"#);
+    let loadgen = format!(r#"      - files: ["{ROOT}/target/stack/targets/loadgen.json"]"#);
     // The keys that turn native histograms on, which Prometheus takes from 3.8 on (compose
     // runs 3.13); before, it rejects them, and takes a flag instead.
     let native_keys = [
@@ -575,6 +576,11 @@ fn every_prometheus_config_passes_promtool_and_derives_cleanly() {
         (r#"      - names: ["app"]"#, targets.as_str()),
         ("        type: A", ""),
         ("        port: 8000", ""),
+        ("        refresh_interval: 10s", ""),
+        ("    dns_sd_configs:", "    file_sd_configs:"),
+        (r#"      - names: ["loadgen"]"#, loadgen.as_str()),
+        ("        type: A", ""),
+        ("        port: 9101", ""),
         ("        refresh_interval: 10s", ""),
         (
             r#"      - targets: ["localhost:9090"]"#,
@@ -819,6 +825,19 @@ fn the_compose_file_is_valid_and_keeps_its_promises() {
             .any(|a| a == "--target=http://app:5000")
     );
     assert_eq!(loadgen["depends_on"]["app"]["condition"], "service_healthy");
+    // Its own metrics, on the port Prometheus' job loadgen scrapes.
+    assert!(
+        loadgen["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--metrics-addr=0.0.0.0:9101")
+    );
+    let job = prometheus
+        .split("- job_name: ")
+        .find(|job| job.starts_with("loadgen"))
+        .unwrap();
+    assert!(job.contains(r#"names: ["loadgen"]"#) && job.contains("port: 9101"));
     // Start-up order, as the file's header explains it: Grafana waits for a healthy
     // Prometheus, Prometheus for a started app and a started Alertmanager.
     assert_eq!(
