@@ -116,6 +116,17 @@ impl LoadMetrics {
             "Requests per second sent over the last second",
             achieved_rate.clone(),
         );
+        // Every route's errors from zero, so that their rate is 0 rather than nothing before
+        // the first failure.
+        for route in paths {
+            for kind in [ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::Io] {
+                let zero = FailedLabels {
+                    route: route.clone(),
+                    error: kind.name(),
+                };
+                drop(failed.get_or_create(&zero));
+            }
+        }
         LoadMetrics {
             registry,
             routes: paths
@@ -248,6 +259,8 @@ mod tests {
             r#"loadgen_requests_answered_total{route="/simulate_error",status="500"} 1"#,
             r#"loadgen_requests_failed_total{route="/",error="connect"} 1"#,
             r#"loadgen_requests_failed_total{route="/",error="timeout"} 1"#,
+            r#"loadgen_requests_failed_total{route="/",error="io"} 0"#,
+            r#"loadgen_requests_failed_total{route="/simulate_error",error="connect"} 0"#,
             "loadgen_requests_in_flight 0",
             // From when due: 30 ms, 300 ms, and the timeout's 12 s.
             r#"loadgen_request_duration_seconds_bucket{le="0.05",route="/"} 1"#,

@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::compose::poll;
 use crate::helpers::{
-    Prometheus, Service, prometheus_config, promtool, stack_config, stdout_of, targets_file,
+    Generator, Prometheus, Service, prometheus_config, promtool, stack_config, stdout_of,
+    targets_file,
 };
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -73,6 +74,8 @@ async fn every_dashboard_query_answers_from_a_real_prometheus() {
     let targets = targets_file(&[service.metrics]);
     let prometheus =
         Prometheus::start(|addr| prometheus_config(targets.path(), addr, None, None)).await;
+    // The load generator, for the panels of its own metrics (the job loadgen).
+    let _generator = Generator::start(&service, targets.path(), &["--rate", "20"]);
 
     // Traffic of every kind the dashboard shows, until the queries are done.
     let stop = Arc::new(AtomicBool::new(false));
@@ -327,9 +330,13 @@ fn the_dashboard_is_well_formed() {
                 let by_job = metric.starts_with("job:") && recorded.contains(&metric);
                 assert!(
                     known.contains(&metric) || SCRAPE_SERIES.contains(&metric.as_str()) || by_job,
-                    "{title}: {metric} is not in the service's exposition, nor a series the rules record by job"
+                    "{title}: {metric} is not in the service's or the load generator's \
+                     exposition, nor a series the rules record by job"
                 );
-                let variables: &[&str] = if by_job {
+                // The load generator's series are its job's, whichever service is chosen.
+                let variables: &[&str] = if metric.starts_with("loadgen_") {
+                    &["job=\"loadgen\""]
+                } else if by_job {
                     &["job=~\"$job\""]
                 } else {
                     &["job=~\"$job\"", "instance=~\"$instance\""]
@@ -417,7 +424,8 @@ fn ranges(expr: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Every sample name the service exposes once it has answered each kind of request.
+/// Every sample name the service exposes once it has answered each kind of request, and every
+/// one the load generator exposes (with --metrics-addr) once it has had answers.
 fn exposed_series_names() -> BTreeSet<String> {
     let service = Service::start(&["--max-delay", "0s", "--error-rate", "0.5"]);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -449,7 +457,21 @@ fn exposed_series_names() -> BTreeSet<String> {
             .bytes()
             .await
             .unwrap();
-        (text, protobuf)
+        // The load generator's, with --metrics-addr, once it has had answers.
+        let listed = tempfile::NamedTempFile::new().unwrap();
+        let generator = Generator::start(&service, listed.path(), &["--rate", "50"]);
+        let url = format!("http://{}/metrics", generator.metrics);
+        let loadgen = crate::compose::poll(
+            "the load generator's metrics",
+            Duration::from_secs(10),
+            || async {
+                let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+                text.contains("loadgen_requests_answered_total")
+                    .then_some(text)
+            },
+        )
+        .await;
+        (text + &loadgen, protobuf)
     });
     let (text, protobuf) = exposition;
     // The text format's samples, and the native histograms, which only protobuf carries: a
