@@ -51,25 +51,44 @@ impl Cell {
     }
 }
 
-/// What turns an exemplar's instant into a timestamp: the two clocks read together once, when
-/// the first exemplar is written. The same exemplar gets the same timestamp at every scrape,
-/// to the millisecond (Prometheus would otherwise store it again, or count it out of order);
-/// if the wall clock is stepped later, the timestamps keep to the monotonic clock.
+/// What turns an exemplar's instant into a timestamp: the two clocks read together, when the
+/// first exemplar is written. The same exemplar gets the same timestamp at every scrape, to the
+/// millisecond (Prometheus would otherwise store it again, or count it out of order), and small
+/// corrections of the wall clock (NTP's slewing) leave it alone. But on Linux the monotonic
+/// clock stands still while the machine is suspended: after a laptop's sleep, or a step of the
+/// wall clock, every later exemplar would be stamped in the past by that much, out of
+/// Grafana's range. So each scrape checks the anchor first, and reads the two clocks anew when
+/// the time it computes for now is more than [`DRIFT`] off the wall clock.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Clock {
     wall: f64,
     monotonic: Instant,
 }
 
+/// How far the anchor may drift from the wall clock before a scrape re-reads it, in seconds.
+const DRIFT: f64 = 1.0;
+
 impl Clock {
+    /// The clock of a scrape: the anchor every exposition shares, checked against the wall
+    /// clock now.
     pub(crate) fn anchored() -> Self {
-        static ANCHOR: std::sync::OnceLock<Clock> = std::sync::OnceLock::new();
-        *ANCHOR.get_or_init(|| Self {
-            wall: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
-            monotonic: Instant::now(),
-        })
+        static ANCHOR: std::sync::Mutex<Option<Clock>> = std::sync::Mutex::new(None);
+        let mut anchor = ANCHOR.lock().unwrap_or_else(|e| e.into_inner());
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let clock = Self::checked(*anchor, wall, Instant::now());
+        *anchor = Some(clock);
+        clock
+    }
+
+    /// `anchor`, unless there is none or the time it computes for `monotonic` is more than
+    /// [`DRIFT`] off `wall` (both read now): then a new anchor at `wall` and `monotonic`.
+    fn checked(anchor: Option<Clock>, wall: f64, monotonic: Instant) -> Clock {
+        match anchor {
+            Some(anchor) if (anchor.timestamp(monotonic) - wall).abs() <= DRIFT => anchor,
+            _ => Clock { wall, monotonic },
+        }
     }
 
     /// `at` in seconds since the Unix epoch.
@@ -149,6 +168,33 @@ mod tests {
             (now - 1.0..=now).contains(&timestamp),
             "{timestamp} vs {now}"
         );
+    }
+
+    #[test]
+    fn a_suspend_or_a_step_of_the_wall_clock_re_anchors_at_the_next_scrape() {
+        use std::time::Duration;
+        let start = Instant::now();
+        let first = Clock::checked(None, 1_000.0, start);
+        let later = start + Duration::from_secs(10);
+        let recorded = start + Duration::from_secs(9);
+        // NTP's slewing, within a second: the anchor holds, and an exemplar keeps its timestamp.
+        let slewed = Clock::checked(Some(first), 1_010.9, later);
+        assert_eq!(slewed.timestamp(recorded), first.timestamp(recorded));
+        // An hour's suspend: the monotonic clock stood still while the wall clock went on. The
+        // next scrape re-anchors, and a request after waking is stamped at the wall clock's time.
+        let woke = Clock::checked(Some(first), 4_610.0, later);
+        let after = later + Duration::from_secs(2);
+        assert!((woke.timestamp(after) - 4_612.0).abs() < 1e-6);
+        assert!(
+            (first.timestamp(after) - 1_012.0).abs() < 1e-6,
+            "stale, an hour behind"
+        );
+        // The anchor then holds again.
+        let next = Clock::checked(Some(woke), 4_615.0, later + Duration::from_secs(5));
+        assert_eq!(next.timestamp(after), woke.timestamp(after));
+        // A step back of the wall clock, too.
+        let stepped = Clock::checked(Some(woke), 4_000.0, later);
+        assert!((stepped.timestamp(after) - 4_002.0).abs() < 1e-6);
     }
 
     #[test]
