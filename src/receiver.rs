@@ -210,21 +210,30 @@ enum Format {
     Text,
 }
 
-/// Browsers name text/html; a client that names application/json (and not text/html) gets
-/// JSON; anything else (curl sends */*) gets text. A type refused with q=0 does not count.
-/// The header is read as the exposition reads it ([`crate::metrics::media_ranges`]).
+/// As RFC 9110 (12.5.1) says, each format takes the `q` of the most specific media range of
+/// the Accept header's lines that applies to it, and the highest above 0 wins, HTML on a tie,
+/// then JSON: browsers name text/html; a client that names application/json above it gets
+/// JSON. HTML and JSON only when named; anything else (curl sends */*), and a header that
+/// refuses everything, gets text. The header is read as the exposition reads it
+/// ([`crate::metrics::media_ranges`]).
 fn format(headers: &HeaderMap) -> Format {
-    let named = |wanted: &str| {
-        headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(crate::metrics::media_ranges)
-            .any(|(mime, q)| mime.essence_str() == wanted && q > 0.0)
+    use crate::metrics::{quality, specificity};
+    let ranges: Vec<_> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(crate::metrics::media_ranges)
+        .collect();
+    let named = |essence: &str| {
+        quality(&ranges, |range| {
+            (range.essence_str() == essence).then(|| specificity(range))
+        })
+        .unwrap_or(0.0)
     };
-    if named("text/html") {
+    let (html, json) = (named("text/html"), named("application/json"));
+    if html > 0.0 && html >= json {
         Format::Html
-    } else if named("application/json") {
+    } else if json > 0.0 {
         Format::Json
     } else {
         Format::Text
@@ -471,6 +480,32 @@ mod tests {
                 "{accept:?}: {body}"
             );
         }
+        for accept in [
+            "application/json",
+            "application/json, text/html;q=0.1",
+            "text/html;q=0.5, application/json;q=0.9, */*;q=0.1",
+        ] {
+            let (_, headers, _) = call_accepting(&router, "GET", "/", "", Some(accept)).await;
+            assert_eq!(
+                headers[header::CONTENT_TYPE],
+                "application/json",
+                "{accept}"
+            );
+        }
+        let (_, headers, _) = call_accepting(
+            &router,
+            "GET",
+            "/",
+            "",
+            Some("application/json;q=0.5, text/html"),
+        )
+        .await;
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
         let (_, headers, body) =
             call_accepting(&router, "GET", "/", "", Some("application/json")).await;
         assert_eq!(headers[header::CONTENT_TYPE], "application/json");

@@ -74,40 +74,49 @@ impl Format {
         }
     }
 
-    /// Chooses a format for an `Accept` header. Protobuf wins when it is asked for by name
-    /// with a weight at least that of any other match, then OpenMetrics, on the same terms
-    /// against the text format; for a missing or unparsable header, the text format.
-    pub fn negotiate(accept: Option<&str>) -> Self {
-        let Some(accept) = accept else {
-            return Format::Text;
+    /// How specifically `range` names this format, or `None` when it does not apply to it:
+    /// OpenMetrics and protobuf only when named (with a version, or the message type and
+    /// framing, this service writes); the text format also by `text/*` and `*/*`.
+    fn matched_by(self, range: &mime::Mime) -> Option<u8> {
+        let param = |name| range.get_param(name).map(|v| v.as_str());
+        let named = match (self, range.type_().as_str(), range.subtype().as_str()) {
+            (Format::Protobuf, "application", "vnd.google.protobuf") => {
+                param("proto") == Some("io.prometheus.client.MetricFamily")
+                    && param("encoding") == Some("delimited")
+            }
+            (Format::OpenMetrics, "application", "openmetrics-text") => {
+                matches!(param("version"), None | Some("1.0.0" | "0.0.1"))
+            }
+            (Format::Text, "text", "plain") => matches!(param("version"), None | Some("0.0.4")),
+            (Format::Text, "text", "*") => return Some(1),
+            (Format::Text, "*", "*") => return Some(0),
+            _ => false,
         };
-        let (mut protobuf, mut openmetrics, mut text) = (0.0_f32, 0.0_f32, 0.0_f32);
-        for (mime, q) in media_ranges(accept) {
-            let param = |name| mime.get_param(name).map(|v| v.as_str());
-            let best = match (mime.type_().as_str(), mime.subtype().as_str()) {
-                ("application", "vnd.google.protobuf")
-                    if param("proto") == Some("io.prometheus.client.MetricFamily")
-                        && param("encoding") == Some("delimited") =>
-                {
-                    &mut protobuf
-                }
-                ("application", "openmetrics-text")
-                    if matches!(param("version"), None | Some("1.0.0" | "0.0.1")) =>
-                {
-                    &mut openmetrics
-                }
-                ("text", "plain") if matches!(param("version"), None | Some("0.0.4")) => &mut text,
-                ("text", "*") | ("*", "*") => &mut text,
-                _ => continue,
-            };
-            *best = best.max(q);
+        named.then(|| specificity(range))
+    }
+
+    /// Chooses a format for the `Accept` header's lines, as RFC 9110 (12.5.1) says: each format
+    /// takes the `q` of the most specific media range that applies to it, and the highest
+    /// above 0 wins; on a tie, protobuf, then OpenMetrics, then the text format. A header
+    /// that names none of them (or none at all, or only what does not parse) is disregarded:
+    /// the text format. `None` when the text format is refused (`q=0`) and no other is
+    /// acceptable: nothing this endpoint has is (406).
+    pub fn negotiate<'a>(accept: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        let ranges: Vec<_> = accept.into_iter().flat_map(media_ranges).collect();
+        let q = |format: Format| quality(&ranges, |range| format.matched_by(range));
+        let offers = [Format::Protobuf, Format::OpenMetrics, Format::Text].map(|f| (f, q(f)));
+        let mut best: Option<(Format, f32)> = None;
+        for (format, q) in offers {
+            if let Some(q) = q.filter(|&q| q > 0.0)
+                && best.is_none_or(|(_, b)| q > b)
+            {
+                best = Some((format, q));
+            }
         }
-        if protobuf > 0.0 && protobuf >= openmetrics && protobuf >= text {
-            Format::Protobuf
-        } else if openmetrics > 0.0 && openmetrics >= text {
-            Format::OpenMetrics
-        } else {
-            Format::Text
+        match (best, offers[2].1) {
+            (Some((format, _)), _) => Some(format),
+            (None, Some(_)) => None,
+            (None, None) => Some(Format::Text),
         }
     }
 }
@@ -120,6 +129,32 @@ pub(crate) fn media_ranges(accept: &str) -> impl Iterator<Item = (mime::Mime, f3
         let q = weight(&mime)?;
         Some((mime, q))
     })
+}
+
+/// How specific a media range that names a type and subtype is: 2, and 1 more for each of
+/// its parameters (`q` aside), as RFC 9110 ranks `text/plain;version=0.0.4` above
+/// `text/plain`, above `text/*` (1), above `*/*` (0).
+pub(crate) fn specificity(range: &mime::Mime) -> u8 {
+    let params = range.params().filter(|(name, _)| *name != "q").count();
+    2 + u8::try_from(params).unwrap_or(u8::MAX - 2)
+}
+
+/// The `q` that `ranges` give a representation: that of the most specific range that applies
+/// to it (`matched_by` says how specifically, or `None`), the first of equally specific ones;
+/// `None` when no range applies.
+pub(crate) fn quality(
+    ranges: &[(mime::Mime, f32)],
+    matched_by: impl Fn(&mime::Mime) -> Option<u8>,
+) -> Option<f32> {
+    let mut best: Option<(u8, f32)> = None;
+    for (range, q) in ranges {
+        if let Some(specific) = matched_by(range)
+            && best.is_none_or(|(b, _)| specific > b)
+        {
+            best = Some((specific, *q));
+        }
+    }
+    best.map(|(_, q)| q)
 }
 
 /// A media range's `q` value: 1 when absent, `None` when it is not a number in [0, 1].
@@ -180,7 +215,7 @@ mod tests {
                 Format::Protobuf,
             ),
         ] {
-            assert_eq!(Format::negotiate(Some(accept)), format, "{who}");
+            assert_eq!(Format::negotiate([accept]), Some(format), "{who}");
         }
     }
 
@@ -204,15 +239,19 @@ mod tests {
     #[test]
     fn everyone_else_gets_text() {
         for accept in [
-            None,
-            Some(""),
-            Some("*/*"),
-            Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-            Some("text/plain;version=0.0.4"),
-            Some("application/json"),
-            Some("garbage;;;,=,"),
+            &[][..],
+            &[""],
+            &["*/*"],
+            &["text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"],
+            &["text/plain;version=0.0.4"],
+            &["application/json"],
+            &["garbage;;;,=,"],
         ] {
-            assert_eq!(Format::negotiate(accept), Format::Text, "{accept:?}");
+            assert_eq!(
+                Format::negotiate(accept.iter().copied()),
+                Some(Format::Text),
+                "{accept:?}"
+            );
         }
     }
 
@@ -263,7 +302,51 @@ mod tests {
             ),
         ];
         for (accept, format) in cases {
-            assert_eq!(Format::negotiate(Some(accept)), format, "{accept}");
+            assert_eq!(Format::negotiate([accept]), Some(format), "{accept}");
         }
+    }
+
+    #[test]
+    fn the_most_specific_range_decides_a_format_s_weight() {
+        for (accept, format) in [
+            // text/plain's 0.1, not */*'s 0.9, is the text format's weight.
+            (
+                "application/openmetrics-text;q=0.5, text/plain;q=0.1, */*;q=0.9",
+                Some(Format::OpenMetrics),
+            ),
+            // The text format refused by name, and nothing else named: 406.
+            ("text/plain;q=0, */*", None),
+            ("*/*;q=0", None),
+            ("text/*;q=0, application/openmetrics-text;q=0", None),
+            // ...but a refusal of text/plain in general leaves version 0.0.4 to its own range.
+            (
+                "text/plain;q=0, text/plain;version=0.0.4;q=0.3",
+                Some(Format::Text),
+            ),
+            ("text/plain;version=0.0.4;q=0, text/plain", None),
+            ("text/*;q=0.2, */*", Some(Format::Text)),
+            // A version this service does not write does not apply: */* does.
+            ("text/plain;version=1.0.0, */*;q=0.1", Some(Format::Text)),
+            // Equal weights: protobuf, then OpenMetrics, then text.
+            (
+                "text/plain;q=0.5, application/openmetrics-text;q=0.5",
+                Some(Format::OpenMetrics),
+            ),
+        ] {
+            assert_eq!(Format::negotiate([accept]), format, "{accept}");
+        }
+    }
+
+    #[test]
+    fn several_accept_lines_are_one_list() {
+        assert_eq!(
+            Format::negotiate(["text/plain;q=0.1", "application/openmetrics-text;q=0.5"]),
+            Some(Format::OpenMetrics)
+        );
+        assert_eq!(
+            Format::negotiate(["text/plain;q=0", "*/*"]),
+            None,
+            "the second line's */* does not undo the first's refusal"
+        );
     }
 }

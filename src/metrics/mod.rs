@@ -27,8 +27,8 @@ use prometheus_client::registry::Registry;
 
 use crate::trace::TraceId;
 
-pub(crate) use exposition::media_ranges;
 pub use exposition::{Format, TextFormat};
+pub(crate) use exposition::{media_ranges, quality, specificity};
 
 /// Every family of the exposition, by its OpenMetrics name (a counter's without `_total`): what
 /// the `hide_family` fault may hide. A test checks that each is there (the native histogram in

@@ -30,9 +30,19 @@ async fn call(
     uri: &str,
     accept: Option<&str>,
 ) -> (StatusCode, String, String) {
+    call_accepting(router, method, uri, accept.as_slice()).await
+}
+
+/// [`call`], with an `Accept` header line for each of `accept`.
+async fn call_accepting(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    accept: &[&str],
+) -> (StatusCode, String, String) {
     let mut request = Request::builder().method(method).uri(uri);
-    if let Some(accept) = accept {
-        request = request.header(header::ACCEPT, accept);
+    for accept in accept {
+        request = request.header(header::ACCEPT, *accept);
     }
     let response = router
         .clone()
@@ -196,6 +206,29 @@ async fn metrics_speaks_both_formats_with_their_content_types() {
     );
     assert!(body.contains("# TYPE request_count counter\n"));
     assert!(body.ends_with("# EOF\n"));
+
+    // Several Accept lines are one list, on both listeners.
+    let metrics = routes::metrics(state(Duration::ZERO, 0.2));
+    for router in [&app, &metrics] {
+        let lines = ["text/plain;q=0.1", "application/openmetrics-text;q=0.5"];
+        let (status, content_type, _) = call_accepting(router, "GET", "/metrics", &lines).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            content_type.starts_with("application/openmetrics-text"),
+            "{content_type}"
+        );
+        // Every format refused: 406, and the formats there are.
+        let (status, _, body) = call(router, "GET", "/metrics", Some("text/plain;q=0, */*")).await;
+        assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+        assert!(
+            body.starts_with("the Accept header refuses every format"),
+            "{body}"
+        );
+        assert!(
+            body.contains("application/openmetrics-text; version=1.0.0"),
+            "{body}"
+        );
+    }
 }
 
 #[tokio::test]
