@@ -259,7 +259,7 @@ fn the_latency_panels_show_exemplars_named_by_their_trace_label() {
             }
         }
     }
-    assert_eq!(latency.len(), 6, "{latency:?}");
+    assert_eq!(latency.len(), 7, "{latency:?}");
     // The data source names the exemplars' trace label, and links it nowhere: no tracing
     // backend runs here.
     let provisioned = read("grafana/provisioning/datasources/prometheus.yml");
