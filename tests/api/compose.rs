@@ -232,6 +232,89 @@ async fn requests_answered() -> f64 {
 }
 
 /// The flask_app targets Prometheus has up, as instance names.
+/// A Prometheus of the pinned image on the seed's own prometheus.yml, verbatim, in the
+/// compose project's network; removed when dropped.
+struct SeedPrometheus {
+    name: String,
+    _config: tempfile::TempDir,
+}
+
+impl SeedPrometheus {
+    fn start(compose: &Compose) -> SeedPrometheus {
+        let config = tempfile::tempdir().unwrap();
+        let file = config.path().join("prometheus.yml");
+        std::fs::write(&file, crate::helpers::seed_block("yaml", "flask_app:8000")).unwrap();
+        // Readable by Prometheus' user, nobody.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(config.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let name = format!("{}-seed-prometheus", compose.project());
+        let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+        let image = pinned_image("prometheus");
+        stdout_of(
+            Command::new("docker")
+                .args([
+                    "run",
+                    "-d",
+                    "--rm",
+                    "--name",
+                    &name,
+                    "--user",
+                    "65534:65534",
+                ])
+                .args(["--network", &format!("{}_default", compose.project())])
+                .args(["--tmpfs", "/prometheus-seed"])
+                .arg("-v")
+                .arg(format!("{}:/seed:ro", config.path().display()))
+                .arg(&image)
+                .args([
+                    "--config.file=/seed/prometheus.yml",
+                    "--storage.tsdb.path=/prometheus-seed",
+                ]),
+        );
+        SeedPrometheus {
+            name,
+            _config: config,
+        }
+    }
+
+    /// The value of `up{job="flask_app", instance="flask_app:8000"}`, once there is one.
+    fn up(&self) -> Option<String> {
+        let out = Command::new("docker")
+            .args(["exec", &self.name, "wget", "-q", "-O", "-"])
+            .arg("http://localhost:9090/api/v1/query?query=up")
+            .output()
+            .ok()?;
+        let body: Value = serde_json::from_slice(&out.stdout).ok()?;
+        body["data"]["result"]
+            .as_array()?
+            .iter()
+            .find(|s| {
+                s["metric"]["job"] == "flask_app" && s["metric"]["instance"] == "flask_app:8000"
+            })
+            .and_then(|s| s["value"][1].as_str().map(str::to_owned))
+    }
+}
+
+impl Drop for SeedPrometheus {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}
+
+/// The image docker-compose.yml pins for `service`.
+fn pinned_image(service: &str) -> String {
+    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+        .unwrap();
+    file.split(&format!("\n  {service}:\n"))
+        .nth(1)
+        .and_then(|rest| rest.lines().find_map(|l| l.trim().strip_prefix("image: ")))
+        .unwrap_or_else(|| panic!("docker-compose.yml pins no image for {service}"))
+        .to_owned()
+}
+
 async fn targets_up() -> Vec<String> {
     let result = query(&prometheus(), r#"up{job="flask_app"} == 1"#, None).await;
     let mut instances: Vec<String> = result
@@ -413,6 +496,20 @@ async fn the_compose_stack_works_as_the_docs_say() {
         "Prometheus scrapes the app it found by DNS: {up:?}"
     ));
     let old_instance = up[0].clone();
+
+    // --- the seed's own prometheus.yml, verbatim, scrapes the app by the seed's name ------------
+    let seed = SeedPrometheus::start(&compose);
+    let scraped = poll(
+        "the seed's prometheus.yml scraping flask_app:8000",
+        Duration::from_secs(60),
+        || async { seed.up().filter(|up| up == "1") },
+    )
+    .await;
+    drop(seed);
+    compose.say(&format!(
+        "a Prometheus on the seed's prometheus.yml, verbatim, in the compose network: \
+         up{{job=\"flask_app\", instance=\"flask_app:8000\"}} = {scraped}"
+    ));
 
     // --- a few requests by hand -------------------------------------------------------------
     let client = reqwest::Client::new();

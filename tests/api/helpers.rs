@@ -314,20 +314,46 @@ pub fn seed_python() -> PathBuf {
     seed_dir().join("venv/bin/python")
 }
 
-fn prepare_seed(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
+/// The seed document's text.
+fn seed_document() -> String {
     let document = std::env::var_os("DEMO_SEED_DOCUMENT")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/seed/000_7dde45aa5f3f5405.txt")
         });
-    let text = std::fs::read_to_string(&document).unwrap_or_else(|e| {
+    std::fs::read_to_string(&document).unwrap_or_else(|e| {
         panic!(
             "the seed document {}: {e} (set DEMO_SEED_DOCUMENT)",
             document.display()
         )
-    });
-    std::fs::write(dir.join("main.py"), python_block(&text)).unwrap();
+    })
+}
+
+/// The seed document's first block in `language` that contains `containing`, verbatim.
+pub fn seed_block(language: &str, containing: &str) -> String {
+    let text = seed_document();
+    let mut lines = text.lines();
+    loop {
+        lines
+            .by_ref()
+            .find(|l| l.trim_start().starts_with(&format!("````{language}")))
+            .unwrap_or_else(|| {
+                panic!("the seed document has no {language} block with {containing:?}")
+            });
+        let code: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| !l.trim_start().starts_with("````"))
+            .collect();
+        let code = code.join("\n") + "\n";
+        if code.contains(containing) {
+            return code;
+        }
+    }
+}
+
+fn prepare_seed(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("main.py"), seed_block("python", "")).unwrap();
 
     virtualenv(&dir.join("venv"), &SEED_REQUIREMENTS);
 }
@@ -378,18 +404,6 @@ fn virtualenv(dir: &Path, requirements: &[&str]) {
             .args(requirements),
     );
     std::fs::write(marker, wanted).unwrap();
-}
-
-/// The first ```` ```python ```` block of the seed document: its `app/main.py`.
-fn python_block(document: &str) -> String {
-    let mut lines = document
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("````python"));
-    lines.next().expect("the seed document has a python block");
-    let code: Vec<&str> = lines
-        .take_while(|l| !l.trim_start().starts_with("````"))
-        .collect();
-    code.join("\n") + "\n"
 }
 
 /// Runs `command` with `input` on its stdin; returns what it printed and how it ended.
