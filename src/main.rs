@@ -176,7 +176,11 @@ fn main() -> ExitCode {
             } else {
                 Progress::Lines(args.progress_interval)
             };
-            let runtime = Builder::new_multi_thread().enable_all().build();
+            // On one CPU (pinned, or a container's quota) a scheduler for many threads only costs.
+            let runtime = match std::thread::available_parallelism().map(usize::from) {
+                Ok(1) => Builder::new_current_thread().enable_all().build(),
+                _ => Builder::new_multi_thread().enable_all().build(),
+            };
             let summary = runtime.map_err(anyhow::Error::from).and_then(|runtime| {
                 runtime.block_on(async { load::run(plan, Signals::os()?, progress).await })
             });

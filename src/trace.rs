@@ -8,8 +8,10 @@
 use std::fmt;
 use std::num::NonZeroU128;
 
+use axum::http::{HeaderName, HeaderValue};
+
 /// The header a client names its trace in.
-pub const TRACEPARENT: &str = "traceparent";
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// A trace id: 16 bytes, not all zero, written as 32 lowercase hex digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,8 +58,14 @@ impl TraceId {
 
     /// A `traceparent` value that starts a trace of this id: version 00, the given parent id
     /// (a span of the caller's; not zero) and the sampled flag.
-    pub fn traceparent(&self, parent: u64) -> String {
-        format!("00-{self}-{:016x}-01", parent.max(1))
+    pub fn traceparent(&self, parent: u64) -> HeaderValue {
+        let mut value = [0u8; 55];
+        value[..3].copy_from_slice(b"00-");
+        value[3..35].copy_from_slice(&to_hex::<32>(self.0.get()));
+        value[35] = b'-';
+        value[36..52].copy_from_slice(&to_hex::<16>(parent.max(1).into()));
+        value[52..].copy_from_slice(b"-01");
+        HeaderValue::from_bytes(&value).expect("hex digits and dashes are a valid header value")
     }
 }
 
@@ -65,12 +73,7 @@ impl fmt::Display for TraceId {
     /// 32 lowercase hex digits, written without the formatting machinery: every log line of a
     /// request to `/` carries one.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let id = self.0.get();
-        let mut hex = [0u8; 32];
-        for (i, digit) in hex.iter_mut().enumerate() {
-            *digit = DIGITS[(id >> (124 - 4 * i) & 0xf) as usize];
-        }
+        let hex = to_hex::<32>(self.0.get());
         f.write_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
     }
 }
@@ -85,6 +88,16 @@ fn hex(digits: &[u8]) -> Option<u128> {
         };
         Some(n << 4 | u128::from(v))
     })
+}
+
+/// The low `N` hex digits of `value`, lowercase, most significant first.
+fn to_hex<const N: usize>(value: u128) -> [u8; N] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = [0u8; N];
+    for (i, digit) in hex.iter_mut().enumerate() {
+        *digit = DIGITS[(value >> (4 * (N - 1 - i)) & 0xf) as usize];
+    }
+    hex
 }
 
 #[cfg(test)]
@@ -152,7 +165,7 @@ mod tests {
         let id = TraceId::random();
         assert_eq!(id.to_string().len(), 32);
         let header = id.traceparent(0x00f0_67aa_0ba9_02b7);
-        assert_eq!(header.len(), 55);
+        assert_eq!(header, format!("00-{id}-00f067aa0ba902b7-01").as_str());
         assert_eq!(TraceId::from_traceparent(header.as_bytes()), Some(id));
         // A parent id of zero would make the header invalid: it is never written.
         assert!(TraceId::from_traceparent(id.traceparent(0).as_bytes()).is_some());

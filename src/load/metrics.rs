@@ -119,7 +119,7 @@ impl LoadMetrics {
         // Every route's errors from zero, so that their rate is 0 rather than nothing before
         // the first failure.
         for route in paths {
-            for kind in [ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::Io] {
+            for kind in ErrorKind::ALL {
                 let zero = FailedLabels {
                     route: route.clone(),
                     error: kind.name(),

@@ -15,6 +15,7 @@
 //! the service puts in its exemplars and log lines; the summary names the slowest requests by
 //! their trace id, so that "which request was the p99?" has an answer from both sides.
 
+mod connection;
 mod metrics;
 mod mix;
 mod report;
@@ -25,13 +26,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use http_body_util::{BodyExt, Empty};
+use std::sync::Mutex;
+
+use http_body_util::Empty;
 use hyper::Uri;
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::header::HOST;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -44,6 +43,7 @@ pub use threshold::Threshold;
 
 use crate::signals::Signals;
 use crate::trace::{TRACEPARENT, TraceId};
+use connection::{Slot, Target};
 use report::{Ended, Recorder, Run, Took};
 
 /// How the run sends.
@@ -90,77 +90,52 @@ pub enum Progress {
     Off,
 }
 
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
-
 /// What every sending task shares.
 #[derive(Debug)]
 struct Sender {
-    /// The client and its pool of connections; replaced by a new one, with new connections,
-    /// every `--connection-lifetime`.
-    client: ArcSwap<HttpClient>,
-    /// The URI of each path (inner) at each target (outer).
-    uris: Vec<Vec<Uri>>,
+    targets: Vec<Target>,
+    /// Each path of the mix, as the URI a request names (origin-form).
+    paths: Vec<Uri>,
     /// How many requests were sent: the next one goes to the target after.
     turn: AtomicUsize,
-    timeout: Duration,
     trace: bool,
     recorder: Recorder,
 }
 
 impl Sender {
-    /// The URIs of the next target in turn.
-    fn next_target(&self) -> &[Uri] {
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        &self.uris[turn % self.uris.len()]
-    }
-
-    /// Sends one request for `path` and records the outcome, its latency counted from `due`;
-    /// returns the error, if any.
-    async fn send(&self, path: usize, due: Instant) -> Option<ErrorKind> {
+    /// Sends one request for `path` to the next target in turn, on a connection of `slot`,
+    /// and records the outcome, its latency counted from `due`; returns the error, if any.
+    async fn send(&self, slot: &mut Slot, path: usize, due: Instant) -> Option<ErrorKind> {
         let sent = Instant::now();
-        let took = || Took {
-            since_due: due.elapsed(),
-            since_sent: sent.elapsed(),
+        let took = || {
+            let now = Instant::now();
+            Took {
+                since_due: now - due,
+                since_sent: now - sent,
+            }
         };
+        let target = self.turn.fetch_add(1, Ordering::Relaxed) % self.targets.len();
         let trace = self.trace.then(TraceId::random);
-        let mut request = hyper::Request::get(self.next_target()[path].clone());
+        // A GET: the method of a new request.
+        let mut request = hyper::Request::new(Empty::new());
+        *request.uri_mut() = self.paths[path].clone();
+        let headers = request.headers_mut();
+        headers.insert(HOST, self.targets[target].host());
         if let Some(trace) = trace {
-            request = request.header(TRACEPARENT, trace.traceparent(rand::random()));
+            headers.insert(&TRACEPARENT, trace.traceparent(rand::random()));
         }
-        let request = request
-            .body(Empty::new())
-            .expect("a GET of a valid URI is a valid request");
-        let exchange = async {
-            // The future owns what it needs of the client: the guard goes at once.
-            let response = self.client.load().request(request);
-            let response = response.await.map_err(|e| {
-                if e.is_connect() {
-                    ErrorKind::Connect
-                } else {
-                    ErrorKind::Io
-                }
-            })?;
-            let status = response.status().as_u16();
-            // Read the body to its end, so that the connection can be used again.
-            response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|_| ErrorKind::Io)?;
-            Ok(status)
-        };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(Ok(status)) => {
+        match slot.exchange(&self.targets, target, request).await {
+            Ok(status) => {
                 self.recorder.answered(path, status, took(), trace);
                 None
             }
-            Ok(Err(kind)) => {
-                self.recorder.failed(path, kind);
-                Some(kind)
-            }
-            Err(_) => {
+            Err(ErrorKind::Timeout) => {
                 self.recorder.timed_out(path, took(), trace);
                 Some(ErrorKind::Timeout)
+            }
+            Err(kind) => {
+                self.recorder.failed(path, kind);
+                Some(kind)
             }
         }
     }
@@ -184,24 +159,16 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> anyhow
         .iter()
         .map(|target| target.authority().expect("the target was validated"))
         .collect();
-    let uris = authorities
-        .iter()
-        .map(|authority| {
-            paths
-                .iter()
-                .map(|path| {
-                    format!("http://{authority}{path}")
-                        .parse()
-                        .expect("target and path were validated")
-                })
-                .collect()
-        })
-        .collect();
     let sender = Arc::new(Sender {
-        client: ArcSwap::from_pointee(http_client(&plan)),
-        uris,
+        targets: authorities
+            .iter()
+            .map(|authority| Target::new(authority.as_str()))
+            .collect(),
+        paths: paths
+            .iter()
+            .map(|path| path.parse().expect("the mix's paths were validated"))
+            .collect(),
         turn: AtomicUsize::new(0),
-        timeout: plan.timeout,
         trace: plan.trace,
         recorder: Recorder::new(
             paths.len(),
@@ -235,9 +202,6 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> anyhow
     let reporter = report_progress(progress, sender.clone(), start);
     let rates =
         exported.map(|(_, metrics)| export_rates(metrics, &plan.mode, sender.clone(), start));
-    let renewer = plan
-        .connection_lifetime
-        .map(|lifetime| renew_connections(lifetime, plan.clone(), sender.clone()));
     let mut tasks = JoinSet::new();
     let ended = match plan.mode.clone() {
         Mode::Open(shape) => {
@@ -252,7 +216,7 @@ pub async fn run(plan: Plan, mut signals: Signals, progress: Progress) -> anyhow
     }
     reporter.abort();
     let _ = reporter.await;
-    for task in [renewer, rates, exporter].into_iter().flatten() {
+    for task in [rates, exporter].into_iter().flatten() {
         task.abort();
     }
     Ok(sender.recorder.summary(run, ended, &plan.thresholds))
@@ -286,33 +250,6 @@ fn export_rates(
     })
 }
 
-/// A client with a pool of its own: at most `--connections` idle connections to each target.
-fn http_client(plan: &Plan) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(plan.timeout));
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(plan.connections as usize)
-        .build(connector)
-}
-
-/// Replaces the sender's client every `lifetime`, until aborted. The old client's connections
-/// close once their requests in flight are answered (nothing returns them to a pool that is
-/// gone); the next requests connect anew, and so resolve the target's name again.
-fn renew_connections(
-    lifetime: Duration,
-    plan: Plan,
-    sender: Arc<Sender>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval_at(Instant::now() + lifetime, lifetime);
-        loop {
-            ticks.tick().await;
-            sender.client.store(Arc::new(http_client(&plan)));
-        }
-    })
-}
-
 /// How long after its `--duration` an open loop may still send what was due before it.
 const END_SLACK: Duration = Duration::from_millis(50);
 
@@ -326,6 +263,13 @@ async fn open_loop(
     start: Instant,
 ) -> Ended {
     let in_flight = Arc::new(Semaphore::new(plan.connections as usize));
+    // The connections of the senders not in flight; the last one back is the next to go, so
+    // that at a low rate the same few connections stay in use (and are not closed as idle).
+    let slots = Arc::new(Mutex::new(
+        (0..plan.connections)
+            .map(|_| Slot::new(plan.targets.len(), plan.connection_lifetime, plan.timeout))
+            .collect::<Vec<_>>(),
+    ));
     // A request due at the very end is still sent: the end is enforced a little after it.
     let deadline = plan.duration.map(|d| start + d + END_SLACK);
     let past_deadline = async {
@@ -381,9 +325,17 @@ async fn open_loop(
         };
         let path = plan.mix.pick(&mut rand::rng());
         sender.recorder.sent(path);
-        let sender = sender.clone();
+        let mut slot = slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_else(|| {
+                Slot::new(plan.targets.len(), plan.connection_lifetime, plan.timeout)
+            });
+        let (sender, slots) = (sender.clone(), slots.clone());
         tasks.spawn(async move {
-            sender.send(path, due).await;
+            sender.send(&mut slot, path, due).await;
+            slots.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
             drop(permit);
         });
         // Forget finished tasks as we go, so that a long run holds only those in flight.
@@ -416,11 +368,12 @@ async fn closed_loop(
             issued.clone(),
             plan.mix.clone(),
         );
+        let mut slot = Slot::new(plan.targets.len(), plan.connection_lifetime, plan.timeout);
         workers.spawn(async move {
             while !stop.load(Ordering::Relaxed) && issued.fetch_add(1, Ordering::Relaxed) < limit {
                 let path = mix.pick(&mut rand::rng());
                 sender.recorder.sent(path);
-                if sender.send(path, Instant::now()).await == Some(ErrorKind::Connect) {
+                if sender.send(&mut slot, path, Instant::now()).await == Some(ErrorKind::Connect) {
                     tokio::time::sleep(CONNECT_BACKOFF).await;
                 }
             }

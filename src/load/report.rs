@@ -31,6 +31,9 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in the order of the summary.
+    pub(super) const ALL: [ErrorKind; 3] = [ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::Io];
+
     pub(super) fn name(self) -> &'static str {
         match self {
             ErrorKind::Connect => "connect",
@@ -93,6 +96,11 @@ pub struct Slow {
     /// The trace it named in its `traceparent` (none with --no-trace): the service's
     /// exemplars and log lines name it too.
     pub trace_id: Option<String>,
+}
+
+/// The value of `h` (in microseconds) at quantile `q`, in seconds.
+fn seconds_at(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1e6
 }
 
 fn micros(latency: Duration) -> u64 {
@@ -310,7 +318,7 @@ impl Measured for RunMeasures<'_> {
             }),
             Measure::Rate => Some(self.rate),
             _ if latency.is_empty() => None,
-            Measure::Quantile(q) => Some(latency.value_at_quantile(q) as f64 / 1e6),
+            Measure::Quantile(q) => Some(seconds_at(latency, q)),
             Measure::Max => Some(latency.max() as f64 / 1e6),
             Measure::Mean => Some(latency.mean() / 1e6),
         }
@@ -344,11 +352,10 @@ pub struct Latency {
 impl Latency {
     /// The quantiles of `h` (in microseconds), in seconds; none when it is empty.
     fn of(h: &Histogram<u64>) -> Option<Latency> {
-        let quantile = |q| h.value_at_quantile(q) as f64 / 1e6;
         (!h.is_empty()).then(|| Latency {
-            p50: quantile(0.5),
-            p90: quantile(0.9),
-            p99: quantile(0.99),
+            p50: seconds_at(h, 0.5),
+            p90: seconds_at(h, 0.9),
+            p99: seconds_at(h, 0.99),
             max: h.max() as f64 / 1e6,
             mean: h.mean() / 1e6,
         })

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -562,8 +562,7 @@ where
 /// The request's trace: the one its `traceparent` names, when it sends exactly one that is
 /// valid; else a new one (a malformed header never fails the request).
 fn trace_of<B>(request: &Request<B>) -> TraceId {
-    static HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
-    let mut values = request.headers().get_all(&HEADER).iter();
+    let mut values = request.headers().get_all(&TRACEPARENT).iter();
     match (values.next(), values.next()) {
         (Some(value), None) => TraceId::from_traceparent(value.as_bytes()),
         _ => None,

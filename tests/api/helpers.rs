@@ -50,11 +50,7 @@ impl Process {
 
     /// Sends a signal by name (`TERM`, `INT`).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{name} failed");
+        signal(self.pid(), name);
     }
 
     /// Waits for the process to exit; panics after `timeout`.
@@ -698,15 +694,20 @@ impl Generator {
     /// Stops it with SIGTERM, as Ctrl-C does; its summary.
     pub fn finish(mut self) -> serde_json::Value {
         let child = self.child.take().unwrap();
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -TERM failed");
+        signal(child.id(), "TERM");
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "demo-service load: {}", out.status);
         serde_json::from_slice(&out.stdout).unwrap()
     }
+}
+
+/// Sends process `pid` a signal by name (`TERM`, `INT`).
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid} failed");
 }
 
 impl Drop for Generator {
