@@ -1,20 +1,19 @@
 //! Logging: `tracing` events on stdout, as text or JSON lines, at the level `RUST_LOG` sets.
 //!
-//! Lines go through a background writer, so a request never waits on the terminal or on a
-//! container runtime reading stdout. When that writer falls too far behind (16,384 lines
-//! queued), further lines are dropped rather than slowing the service down.
+//! Lines go through a background writer ([`writer`]), so a request never waits on the terminal
+//! or on a container runtime reading stdout. When that writer falls too far behind (8 MiB
+//! waiting), further lines are dropped rather than slowing the service down.
 //!
 //! Text lines written to a terminal get tracing-subscriber's colours. Elsewhere (a file, a pipe,
 //! a container runtime) they are written by [`Lean`], which writes the same line with a third of
 //! the work: the service logs every request to `/`, so the format is on the hot path.
 
-use std::fmt::Write as _;
+use std::cell::Cell;
 use std::io::IsTerminal;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
@@ -23,25 +22,18 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
 
-/// How many lines may wait for the background writer; past that, lines are dropped.
-const QUEUED_LINES: usize = 16_384;
+pub mod writer;
 
 /// Starts logging. Keep the guard alive until exit: dropping it flushes the last lines.
 ///
 /// Fails on an unparsable `RUST_LOG`.
-pub fn init(format: LogFormat) -> Result<WorkerGuard, String> {
+pub fn init(format: LogFormat) -> Result<writer::Guard, String> {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env()
         .map_err(|e| format!("RUST_LOG: {e}"))?;
-    // Buffered: the background writer flushes whenever it has written all it was sent, so a
-    // busy service writes its lines in a few large writes instead of one system call each.
-    let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-    // Room for 16,384 lines on their way: a few hundred kilobytes, not the default's megabytes
-    // (128,000 lines, allocated at start).
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(QUEUED_LINES)
-        .finish(stdout);
+    let (writer, guard) = writer::Batched::new(std::io::stdout(), writer::LIMIT)
+        .map_err(|e| format!("cannot start the log writer: {e}"))?;
     let terminal = std::io::stdout().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -85,71 +77,118 @@ where
             tracing::Level::DEBUG => "DEBUG",
             tracing::Level::TRACE => "TRACE",
         };
-        let mut line = String::with_capacity(160);
-        let _ = write!(
-            line,
-            "{} {level} ",
-            humantime::format_rfc3339_micros(SystemTime::now())
-        );
-        line.push_str(meta.target());
-        line.push(':');
-        event.record(&mut Fields(&mut line));
-        line.push('\n');
-        writer.write_str(&line)
+        stamp(SystemTime::now(), &mut writer)?;
+        writer.write_char(' ')?;
+        writer.write_str(level)?;
+        writer.write_char(' ')?;
+        writer.write_str(meta.target())?;
+        writer.write_char(':')?;
+        let mut fields = Fields {
+            out: &mut writer,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_char('\n')
     }
 }
 
-/// Writes ` message k=v k=v`: numbers with itoa and ryu, strings as they are.
-struct Fields<'a>(&'a mut String);
-
-impl Fields<'_> {
-    fn key(&mut self, field: &Field) {
-        self.0.push(' ');
-        if field.name() != "message" {
-            self.0.push_str(field.name());
-            self.0.push('=');
+/// Writes `time` as tracing-subscriber does, `2026-11-25T14:23:32.372305Z`. The date and the
+/// time of day are formatted once a second (per thread), the microseconds every time.
+fn stamp(time: SystemTime, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+    thread_local! {
+        /// The last second formatted, and its `2026-11-25T14:23:32`.
+        static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+    }
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let second = since.as_secs();
+    let date = SECOND.with(|cached| {
+        let (formatted, date) = cached.get();
+        if formatted == second {
+            return date;
         }
+        let mut date = [0; 19];
+        let whole = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second));
+        date.copy_from_slice(&whole.to_string().as_bytes()[..19]);
+        cached.set((second, date));
+        date
+    });
+    let mut fraction = *b".000000Z";
+    let mut micros = since.subsec_micros();
+    for digit in fraction[1..7].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    out.write_str(std::str::from_utf8(&date).map_err(|_| std::fmt::Error)?)?;
+    out.write_str(std::str::from_utf8(&fraction).map_err(|_| std::fmt::Error)?)
+}
+
+/// Writes ` message k=v k=v`: numbers with itoa and ryu, strings as they are; the first error
+/// is kept, as `Visit` cannot return one.
+struct Fields<'a, W> {
+    out: &'a mut W,
+    result: std::fmt::Result,
+}
+
+impl<W: std::fmt::Write> Fields<'_, W> {
+    fn write(&mut self, field: &Field, value: impl FnOnce(&mut W) -> std::fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = (|| {
+            self.out.write_char(' ')?;
+            if field.name() != "message" {
+                self.out.write_str(field.name())?;
+                self.out.write_char('=')?;
+            }
+            value(self.out)
+        })();
     }
 }
 
-impl Visit for Fields<'_> {
+impl<W: std::fmt::Write> Visit for Fields<'_, W> {
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.key(field);
-        self.0.push_str(itoa::Buffer::new().format(value));
+        self.write(field, |out| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.key(field);
-        self.0.push_str(itoa::Buffer::new().format(value));
+        self.write(field, |out| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.key(field);
-        if value.is_finite() {
-            self.0.push_str(ryu::Buffer::new().format_finite(value));
-        } else {
-            let _ = write!(self.0, "{value}");
-        }
+        self.write(field, |out| {
+            if value.is_finite() {
+                out.write_str(ryu::Buffer::new().format_finite(value))
+            } else {
+                write!(out, "{value}")
+            }
+        });
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.key(field);
-        self.0.push_str(if value { "true" } else { "false" });
+        self.write(field, |out| {
+            out.write_str(if value { "true" } else { "false" })
+        });
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.key(field);
-        if field.name() == "message" {
-            self.0.push_str(value);
-        } else {
-            // As tracing-subscriber writes strings: quoted, escaped.
-            let _ = write!(self.0, "{value:?}");
-        }
+        let message = field.name() == "message";
+        self.write(field, |out| {
+            if message {
+                out.write_str(value)
+            } else {
+                // As tracing-subscriber writes strings: quoted, escaped.
+                write!(out, "{value:?}")
+            }
+        });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.key(field);
-        let _ = write!(self.0, "{value:?}");
+        self.write(field, |out| write!(out, "{value:?}"));
     }
 }
 
@@ -215,5 +254,24 @@ mod tests {
         );
         let stamp = text.split(' ').next().unwrap();
         assert!(humantime::parse_rfc3339(stamp).is_ok(), "{stamp}");
+    }
+
+    #[test]
+    fn the_time_is_written_as_the_default_format_does() {
+        let now = SystemTime::now();
+        let times = [
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::from_micros(1_700_000_000_000_001),
+            now,
+            now + Duration::from_micros(999_999),
+            now + Duration::from_secs(1),
+            now + Duration::from_secs(86_400 * 400) + Duration::from_micros(7),
+            now,
+        ];
+        for time in times {
+            let mut written = String::new();
+            stamp(time, &mut written).unwrap();
+            assert_eq!(written, humantime::format_rfc3339_micros(time).to_string());
+        }
     }
 }
