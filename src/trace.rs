@@ -5,8 +5,12 @@
 //! Only the trace id is kept. The service starts no spans and calls nothing downstream, so it
 //! has no parent id of its own to hand on.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::num::NonZeroU128;
+
+use rand::RngExt as _;
+use rand::rngs::SmallRng;
 
 use axum::http::{HeaderName, HeaderValue};
 
@@ -22,13 +26,21 @@ impl TraceId {
     /// none can be looked up; the exposition's exemplars, which would name it, are dropped.
     pub const SIMULATED: Self = Self(NonZeroU128::MIN);
 
-    /// A fresh trace id, for a request that came without a valid `traceparent`.
+    /// A fresh trace id, for a request that came without a valid `traceparent`. Drawn from a
+    /// fast generator of the thread's own, seeded from the system's, as OpenTelemetry's SDK
+    /// draws its ids: an id must be unique, not secret, and the service makes one for most
+    /// requests.
     pub fn random() -> Self {
-        loop {
-            if let Some(id) = NonZeroU128::new(rand::random()) {
-                return Self(id);
-            }
+        thread_local! {
+            static IDS: RefCell<SmallRng> = RefCell::new(rand::make_rng());
         }
+        IDS.with_borrow_mut(|ids| {
+            loop {
+                if let Some(id) = NonZeroU128::new(ids.random()) {
+                    return Self(id);
+                }
+            }
+        })
     }
 
     /// The trace id of a `traceparent` value, or `None` when the value is not one: the caller
@@ -170,5 +182,21 @@ mod tests {
         // A parent id of zero would make the header invalid: it is never written.
         assert!(TraceId::from_traceparent(id.traceparent(0).as_bytes()).is_some());
         assert_ne!(TraceId::random(), TraceId::random());
+    }
+
+    #[test]
+    fn fresh_ids_differ_within_and_across_threads() {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| (0..50_000).map(|_| TraceId::random()).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut ids = std::collections::HashSet::new();
+        for thread in threads {
+            for id in thread.join().unwrap() {
+                assert!(ids.insert(id), "{id} twice");
+            }
+        }
+        assert_eq!(ids.len(), 200_000);
     }
 }
