@@ -165,8 +165,8 @@ impl Slot {
         }
     }
 
-    /// Sends `request` to `target` on `kept`, the slot's connection to it, opening one if it
-    /// has none, or none that is open and younger than `lifetime`, and reads the answer; its
+    /// Sends `request` to `target` on the connection `slot` keeps to it, opening one if it
+    /// keeps none, or none that is open and younger than `lifetime`, and reads the answer; its
     /// status. A kept connection that turns out to be closed before the request was written
     /// (the service closed it while idle) is replaced, and the request sent again, once.
     async fn attempt(
