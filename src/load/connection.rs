@@ -22,21 +22,25 @@ use tokio::time::{Instant, Sleep};
 
 use super::report::ErrorKind;
 
-/// Where requests go: one `--target`.
+/// Where requests go: one `--target`, its `host:port` (resolved anew by each connection) kept
+/// as the `Host` header its requests carry.
 #[derive(Debug)]
 pub struct Target {
-    /// `host:port`, resolved anew by each connection.
-    authority: String,
-    /// The same, as the `Host` header.
     host: HeaderValue,
 }
 
 impl Target {
     pub fn new(authority: &str) -> Self {
         Target {
-            authority: authority.to_owned(),
             host: HeaderValue::from_str(authority).expect("a URI's authority is a valid header"),
         }
+    }
+
+    /// Its `host:port`.
+    fn authority(&self) -> &str {
+        self.host
+            .to_str()
+            .expect("made from a str of visible characters")
     }
 
     /// Its `Host` header.
@@ -67,7 +71,7 @@ impl Connection {
     /// Connects to `target`: a failure here is [`ErrorKind::Connect`]. Boxed, so that the
     /// futures that hold it, one per request, stay small to move.
     async fn open(target: &Target) -> Result<Box<Connection>, ErrorKind> {
-        let stream = TcpStream::connect(target.authority.as_str())
+        let stream = TcpStream::connect(target.authority())
             .await
             .map_err(|_| ErrorKind::Connect)?;
         let _ = stream.set_nodelay(true);

@@ -22,11 +22,9 @@ mod report;
 mod schedule;
 mod threshold;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use std::sync::Mutex;
 
 use http_body_util::Empty;
 use hyper::Uri;
@@ -250,6 +248,12 @@ fn export_rates(
     })
 }
 
+/// The connections of one sender: one to each target, kept for the plan's lifetime, each
+/// request given up at its timeout.
+fn slot(plan: &Plan) -> Slot {
+    Slot::new(plan.targets.len(), plan.connection_lifetime, plan.timeout)
+}
+
 /// How long after its `--duration` an open loop may still send what was due before it.
 const END_SLACK: Duration = Duration::from_millis(50);
 
@@ -267,7 +271,7 @@ async fn open_loop(
     // that at a low rate the same few connections stay in use (and are not closed as idle).
     let slots = Arc::new(Mutex::new(
         (0..plan.connections)
-            .map(|_| Slot::new(plan.targets.len(), plan.connection_lifetime, plan.timeout))
+            .map(|_| slot(plan))
             .collect::<Vec<_>>(),
     ));
     // A request due at the very end is still sent: the end is enforced a little after it.
@@ -329,9 +333,7 @@ async fn open_loop(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop()
-            .unwrap_or_else(|| {
-                Slot::new(plan.targets.len(), plan.connection_lifetime, plan.timeout)
-            });
+            .unwrap_or_else(|| slot(plan));
         let (sender, slots) = (sender.clone(), slots.clone());
         tasks.spawn(async move {
             sender.send(&mut slot, path, due).await;
@@ -368,7 +370,7 @@ async fn closed_loop(
             issued.clone(),
             plan.mix.clone(),
         );
-        let mut slot = Slot::new(plan.targets.len(), plan.connection_lifetime, plan.timeout);
+        let mut slot = slot(plan);
         workers.spawn(async move {
             while !stop.load(Ordering::Relaxed) && issued.fetch_add(1, Ordering::Relaxed) < limit {
                 let path = mix.pick(&mut rand::rng());
