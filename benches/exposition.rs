@@ -6,7 +6,6 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -32,7 +31,7 @@ fn busy_metrics() -> std::sync::Arc<Metrics> {
         knobs,
         Settings::default(),
     );
-    let app: Router = routes::app(state.clone());
+    let app = routes::app(state.clone());
     runtime.block_on(async {
         for path in [
             "/",

@@ -14,6 +14,7 @@ use axum::body::Body;
 use axum::http::{Request, Response};
 use criterion::{Criterion, criterion_group, criterion_main};
 use demo_service::metrics::Metrics;
+use demo_service::metrics::red::Templates;
 use demo_service::trace::TraceId;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -46,7 +47,11 @@ fn red_middleware(c: &mut Criterion) {
     let handler =
         service_fn(|_: Request<Body>| async { Ok::<_, Infallible>(Response::new(Body::empty())) });
     let mut bare = handler;
-    let mut measured = metrics.red_layer().layer(handler);
+    let mut templates = Templates::default();
+    templates.add("/simulate_error");
+    let mut measured = metrics
+        .red_layer(templates, |_| Response::new(Body::empty()))
+        .layer(handler);
     // Each request carries an extension, as every request through the router does (axum's
     // MatchedPath), so that both sides pay alike for the extensions' map.
     let request = || {

@@ -10,18 +10,20 @@
 //! - An accept error (out of file descriptors, say) is logged, and the listener tries again a
 //!   moment later; the connections it has go on being served.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower_service::Service;
 use tracing::{debug, warn};
 
 /// The largest request head read: the request line and all headers.
@@ -34,14 +36,23 @@ pub const MAX_URI: usize = 8 * 1024;
 /// ENOBUFS), so that it neither spins nor floods the log while connections are freed.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves `router` on `listener` until `stop` turns true; then stops accepting, lets each
-/// connection finish the request it is answering, and returns when all are closed.
-pub async fn serve(
+/// Serves `service` (a router, or one behind middleware) on `listener` until `stop` turns true;
+/// then stops accepting, lets each connection finish the request it is answering, and returns
+/// when all are closed.
+pub async fn serve<S>(
     listener: TcpListener,
-    router: Router,
+    service: S,
     header_timeout: Duration,
     mut stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
@@ -62,7 +73,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(UriLimit {
-            inner: router.clone(),
+            inner: service.clone(),
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -96,9 +107,9 @@ struct UriLimit<S> {
     inner: S,
 }
 
-impl<S> tower_service::Service<Request<hyper::body::Incoming>> for UriLimit<S>
+impl<S> Service<Request<Incoming>> for UriLimit<S>
 where
-    S: tower_service::Service<Request<hyper::body::Incoming>, Response = Response>,
+    S: Service<Request<Incoming>, Response = Response>,
 {
     type Response = Response;
     type Error = S::Error;
@@ -111,7 +122,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         let length = request
             .uri()
             .path_and_query()

@@ -220,12 +220,12 @@ fn serve_on_own_thread(
     Ok(outcome)
 }
 
-/// Serves `router` on `listener` (see [`connections::serve`]) as a task.
+/// Serves the app on `listener` (see [`connections::serve`]) as a task.
 fn serve(
     listener: TcpListener,
-    router: axum::Router,
+    app: routes::App,
     header_timeout: Duration,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<std::io::Result<()>> {
-    tokio::spawn(connections::serve(listener, router, header_timeout, stop))
+    tokio::spawn(connections::serve(listener, app, header_timeout, stop))
 }

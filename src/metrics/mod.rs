@@ -209,9 +209,11 @@ impl Metrics {
         self.native_duration.observe(drawn);
     }
 
-    /// The RED middleware, recording into these metrics.
-    pub fn red_layer(&self) -> red::RedLayer {
-        red::RedLayer(self.red.clone())
+    /// The RED middleware, recording into these metrics, each request labelled with the
+    /// template of `templates` that its path matches; a handler's panic is answered with
+    /// `on_panic`'s response.
+    pub fn red_layer(&self, templates: red::Templates, on_panic: red::OnPanic) -> red::RedLayer {
+        red::RedLayer::new(self.red.clone(), templates, on_panic)
     }
 
     /// Records a call of `/` to its dependency.

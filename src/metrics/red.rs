@@ -9,15 +9,17 @@
 //! fresh one. It goes into the request's extensions, for the handlers' log lines, and into the
 //! exemplars of the request's bucket and counter (OpenMetrics only).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use prometheus_client::metrics::gauge::Gauge;
@@ -38,43 +40,37 @@ pub(crate) const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// The route a request matched, or none.
-#[derive(Clone, Debug)]
-pub(crate) enum Route {
-    Matched(MatchedPath),
-    /// A route's template, named by a simulation rather than matched by the router.
-    Named(&'static str),
-    Unmatched,
-}
+/// The label of a request that matched no route.
+const UNMATCHED: &str = "unmatched";
 
-impl Route {
-    fn as_str(&self) -> &str {
-        match self {
-            Route::Matched(path) => path.as_str(),
-            Route::Named(route) => route,
-            Route::Unmatched => "unmatched",
+/// The route templates of the app listener, which label its requests: `/status/{codes}` for a
+/// request to `/status/503`, and [`UNMATCHED`] for a path that matches none of them.
+///
+/// The middleware matches each request's path itself, once, in front of the router, rather than
+/// reading axum's `MatchedPath` from inside it: that would take `route_layer`, which wraps every
+/// route in a boxed service of its own that axum clones for each request.
+#[derive(Debug, Default)]
+pub struct Templates(matchit::Router<&'static str>);
+
+impl Templates {
+    /// Adds `template`, in axum's (and matchit's) syntax. Panics on a template that conflicts
+    /// with one added before, as axum's router does: the route list is the program's.
+    pub fn add(&mut self, template: &'static str) {
+        if let Err(e) = self.0.insert(template, template) {
+            panic!("route {template}: {e}");
         }
     }
-}
 
-impl PartialEq for Route {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for Route {}
-
-impl Hash for Route {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
+    /// The template that `path` matches, or [`UNMATCHED`].
+    fn of(&self, path: &str) -> &'static str {
+        self.0.at(path).map_or(UNMATCHED, |matched| *matched.value)
     }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub(crate) struct Labels {
     method: &'static str,
-    route: Route,
+    route: &'static str,
     status: u16,
 }
 
@@ -220,7 +216,7 @@ impl Red {
     pub(crate) fn observe_simulated(&self, route: &'static str, status: u16, elapsed: Duration) {
         let labels = Labels {
             method: "GET",
-            route: Route::Named(route),
+            route,
             status,
         };
         self.observe(labels, elapsed, TraceId::SIMULATED, Instant::now());
@@ -236,7 +232,7 @@ impl Red {
     pub(crate) fn record_one(&self) {
         let labels = Labels {
             method: "GET",
-            route: Route::Unmatched,
+            route: UNMATCHED,
             status: 404,
         };
         self.observe(
@@ -248,7 +244,7 @@ impl Red {
     }
 
     #[cfg(test)]
-    pub(crate) fn requests(&self, method: &'static str, route: Route, status: u16) -> u64 {
+    pub(crate) fn requests(&self, method: &'static str, route: &'static str, status: u16) -> u64 {
         let labels = Labels {
             method,
             route,
@@ -341,7 +337,7 @@ impl Red {
             let label = || {
                 protobuf::labels([
                     ("method", labels.method),
-                    ("route", labels.route.as_str()),
+                    ("route", labels.route),
                     ("status", itoa::Buffer::new().format(labels.status)),
                 ])
             };
@@ -398,11 +394,7 @@ fn sorted(map: &SeriesMap) -> Vec<(&Labels, &Arc<Series>, [u64; BUCKETS.len() + 
         })
         .collect();
     series.sort_by(|a, b| {
-        (a.0.route.as_str(), a.0.method, a.0.status).cmp(&(
-            b.0.route.as_str(),
-            b.0.method,
-            b.0.status,
-        ))
+        (a.0.route, a.0.method, a.0.status).cmp(&(b.0.route, b.0.method, b.0.status))
     });
     series
 }
@@ -420,7 +412,7 @@ impl std::fmt::Display for LabelList<'_> {
         write!(
             f,
             "method=\"{method}\",route=\"{}\",status=\"{status}\"",
-            route.as_str()
+            route
         )
     }
 }
@@ -451,12 +443,12 @@ struct InFlight {
     red: Arc<Red>,
     started: Instant,
     method: &'static str,
-    route: Option<Route>,
+    route: Option<&'static str>,
     trace: TraceId,
 }
 
 impl InFlight {
-    fn start(red: Arc<Red>, method: &'static str, route: Route, trace: TraceId) -> Self {
+    fn start(red: Arc<Red>, method: &'static str, route: &'static str, trace: TraceId) -> Self {
         red.in_flight.inc();
         Self {
             red,
@@ -489,8 +481,8 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        // Dropped unfinished: the handler panicked (the client gets a 500 from the panic
-        // layer outside), or the client went away.
+        // Dropped unfinished: the client went away, or a panic is unwinding that the future
+        // did not catch (one in a service's `call`).
         let status = if std::thread::panicking() {
             StatusCode::INTERNAL_SERVER_ERROR.as_u16()
         } else {
@@ -500,18 +492,37 @@ impl Drop for InFlight {
     }
 }
 
-/// The middleware: `route_layer` it onto the routes, `layer` it onto the fallback. A layer of
-/// its own rather than `axum::middleware::from_fn`, which boxes a future and clones a service
-/// for every request: on the hot path that was most of the middleware's cost.
+/// What a request whose handler panicked is answered with; it gets the panic's payload.
+pub type OnPanic = fn(Box<dyn Any + Send + 'static>) -> Response;
+
+/// The middleware, in front of the app listener's whole router: it labels each request with the
+/// template its path matches ([`Templates`]), and answers a request whose handler panicked with
+/// [`OnPanic`]'s response, recorded as that response's status. A layer of its own rather than
+/// `axum::middleware::from_fn`, which boxes a future and clones a service for every request,
+/// and rather than tower-http's `CatchPanic`, which boxes every response's body.
 #[derive(Clone, Debug)]
-pub struct RedLayer(pub(crate) Arc<Red>);
+pub struct RedLayer {
+    red: Arc<Red>,
+    templates: Arc<Templates>,
+    on_panic: OnPanic,
+}
+
+impl RedLayer {
+    pub(crate) fn new(red: Arc<Red>, templates: Templates, on_panic: OnPanic) -> Self {
+        Self {
+            red,
+            templates: Arc::new(templates),
+            on_panic,
+        }
+    }
+}
 
 impl<S> tower_layer::Layer<S> for RedLayer {
     type Service = RedService<S>;
 
     fn layer(&self, inner: S) -> RedService<S> {
         RedService {
-            red: self.0.clone(),
+            layer: self.clone(),
             inner,
         }
     }
@@ -519,7 +530,7 @@ impl<S> tower_layer::Layer<S> for RedLayer {
 
 #[derive(Clone, Debug)]
 pub struct RedService<S> {
-    red: Arc<Red>,
+    layer: RedLayer,
     inner: S,
 }
 
@@ -539,15 +550,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .cloned()
-            .map_or(Route::Unmatched, Route::Matched);
+        let route = self.layer.templates.of(request.uri().path());
         let trace = trace_of(&request);
         request.extensions_mut().insert(trace);
         let in_flight = InFlight::start(
-            self.red.clone(),
+            self.layer.red.clone(),
             method_label(request.method()),
             route,
             trace,
@@ -555,6 +562,7 @@ where
         RedFuture {
             inner: self.inner.call(request),
             in_flight: Some(in_flight),
+            on_panic: self.layer.on_panic,
         }
     }
 }
@@ -576,6 +584,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         in_flight: Option<InFlight>,
+        on_panic: OnPanic,
     }
 }
 
@@ -590,7 +599,13 @@ where
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
+        let mut inner = this.inner;
+        // A panic ends the request here (its future is not polled again).
+        let result = match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => return std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(result)) => result,
+            Err(panic) => Ok((this.on_panic)(panic)),
+        };
         if let (Ok(response), Some(in_flight)) = (&result, this.in_flight.take()) {
             in_flight.finish(response.status());
         }
@@ -612,34 +627,83 @@ mod tests {
     #[test]
     fn a_dropped_request_is_recorded_as_499_and_leaves_the_gauge() {
         let red = Red::register(&mut Registry::default());
-        let in_flight = InFlight::start(red.clone(), "GET", Route::Unmatched, TraceId::random());
+        let in_flight = InFlight::start(red.clone(), "GET", UNMATCHED, TraceId::random());
         assert_eq!(red.in_flight(), 1);
         drop(in_flight);
         assert_eq!(red.in_flight(), 0);
-        assert_eq!(red.requests("GET", Route::Unmatched, 499), 1);
+        assert_eq!(red.requests("GET", UNMATCHED, 499), 1);
     }
 
     #[test]
     fn a_request_whose_handler_panics_is_recorded_as_500() {
         let red = Red::register(&mut Registry::default());
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _in_flight =
-                InFlight::start(red.clone(), "GET", Route::Unmatched, TraceId::random());
+            let _in_flight = InFlight::start(red.clone(), "GET", UNMATCHED, TraceId::random());
             panic!("handler bug");
         }));
         assert!(panicked.is_err());
         assert_eq!(red.in_flight(), 0);
-        assert_eq!(red.requests("GET", Route::Unmatched, 500), 1);
-        assert_eq!(red.requests("GET", Route::Unmatched, 499), 0);
+        assert_eq!(red.requests("GET", UNMATCHED, 500), 1);
+        assert_eq!(red.requests("GET", UNMATCHED, 499), 0);
+    }
+
+    #[test]
+    fn requests_are_labelled_by_the_template_their_path_matches() {
+        let mut templates = Templates::default();
+        for template in ["/", "/simulate_error", "/status/{codes}"] {
+            templates.add(template);
+        }
+        assert_eq!(templates.of("/"), "/");
+        assert_eq!(templates.of("/simulate_error"), "/simulate_error");
+        assert_eq!(templates.of("/status/503"), "/status/{codes}");
+        assert_eq!(templates.of("/status/200:1,500:1"), "/status/{codes}");
+        for unmatched in ["/nope", "/simulate_error/", "/status", "/status/1/2", ""] {
+            assert_eq!(templates.of(unmatched), UNMATCHED, "{unmatched:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_gets_the_panic_answer_recorded_with_its_status() {
+        use tower::{Layer, ServiceExt};
+        let red = Red::register(&mut Registry::default());
+        let mut templates = Templates::default();
+        templates.add("/boom");
+        let on_panic: OnPanic = |_| {
+            let mut response = Response::new(axum::body::Body::empty());
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        };
+        let panics = tower::service_fn(|_: Request| async {
+            if always() {
+                panic!("handler bug");
+            }
+            Ok::<_, std::convert::Infallible>(Response::new(axum::body::Body::empty()))
+        });
+        let service = RedLayer::new(red.clone(), templates, on_panic).layer(panics);
+
+        let request = Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = service.oneshot(request).await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(red.in_flight(), 0);
+        assert_eq!(red.requests("GET", "/boom", 500), 1);
+        assert_eq!(red.requests("GET", "/boom", 499), 0);
+    }
+
+    /// True, in a way the compiler does not see through (so the handler's `Ok` is reachable).
+    fn always() -> bool {
+        std::hint::black_box(true)
     }
 
     #[test]
     fn a_finished_request_is_recorded_once() {
         let red = Red::register(&mut Registry::default());
-        InFlight::start(red.clone(), "GET", Route::Unmatched, TraceId::random())
+        InFlight::start(red.clone(), "GET", UNMATCHED, TraceId::random())
             .finish(StatusCode::NOT_FOUND);
         assert_eq!(red.in_flight(), 0);
-        assert_eq!(red.requests("GET", Route::Unmatched, 404), 1);
-        assert_eq!(red.requests("GET", Route::Unmatched, 499), 0);
+        assert_eq!(red.requests("GET", UNMATCHED, 404), 1);
+        assert_eq!(red.requests("GET", UNMATCHED, 499), 0);
     }
 }

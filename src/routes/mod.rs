@@ -10,32 +10,52 @@ use std::any::Any;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_layer::Layer;
 
+use crate::metrics::red::{RedService, Templates};
 use crate::state::AppState;
 
+/// The app listener's service: its router behind the RED middleware.
+pub type App = RedService<Router>;
+
 /// The app listener: the seed's endpoints, the exposition, health, all measured by the RED
-/// middleware.
-pub fn app(state: AppState) -> Router {
-    let red = state.metrics.red_layer();
-    Router::new()
+/// middleware, which labels each request with the template of the route it matched.
+///
+/// The middleware wraps the router once, not each route (`route_layer`), so that a request
+/// passes through one boxed route, not two; it also answers a handler's panic, which
+/// `CatchPanicLayer` would have wrapped each route again for.
+pub fn app(state: AppState) -> App {
+    let routes = Routes::default()
         .route("/", get(simulate::process))
         .route("/simulate_error", get(simulate::simulate_error))
         .route("/metrics", get(exposition::metrics))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
         .route("/status/{codes}", get(faults::status))
-        .route("/delay/{duration}", get(faults::delay))
-        // `route_layer` sees the matched route; the fallback gets the same middleware itself.
-        .route_layer(red.clone())
-        .fallback(not_found.layer(red))
-        .layer(CatchPanicLayer::custom(panicked))
-        .with_state(state)
+        .route("/delay/{duration}", get(faults::delay));
+    let red = state.metrics.red_layer(routes.templates, panicked);
+    let router = routes.router.fallback(not_found).with_state(state);
+    red.layer(router)
+}
+
+/// Routes, each added both to the router and to the templates that label its requests.
+#[derive(Default)]
+struct Routes {
+    router: Router<AppState>,
+    templates: Templates,
+}
+
+impl Routes {
+    fn route(mut self, template: &'static str, handler: MethodRouter<AppState>) -> Self {
+        self.templates.add(template);
+        self.router = self.router.route(template, handler);
+        self
+    }
 }
 
 /// The metrics listener, as the seed's `start_http_server(8000)`: the exposition, on every path

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use demo_service::behaviour::knobs::Knobs;
@@ -14,12 +13,12 @@ use demo_service::state::{AppState, Settings};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use crate::helpers::{Service, sample, samples, scrape};
+use crate::helpers::{Listener, Service, sample, samples, scrape};
 
 const TOKEN: &str = "0123456789abcdef-test";
 
 /// Both routers over one state, as the server runs them.
-fn service(token: Option<&str>) -> (Router, Router, AppState) {
+fn service(token: Option<&str>) -> (routes::App, axum::Router, AppState) {
     let knobs = Knobs {
         delay: Duration::ZERO..=Duration::ZERO,
         error_rate: 0.2,
@@ -38,7 +37,7 @@ fn service(token: Option<&str>) -> (Router, Router, AppState) {
 }
 
 async fn send(
-    router: &Router,
+    router: &impl Listener,
     method: &str,
     uri: &str,
     token: Option<&str>,

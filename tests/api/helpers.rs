@@ -2,12 +2,31 @@
 //! reader for expositions.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use axum::response::Response;
+use tower::Service as TowerService;
+
+/// Either listener's service (`routes::app`, `routes::metrics`), called in process.
+pub trait Listener:
+    Clone + Send + TowerService<Request<Body>, Response = Response, Error = Infallible, Future: Send>
+{
+}
+
+impl<S> Listener for S where
+    S: Clone
+        + Send
+        + TowerService<Request<Body>, Response = Response, Error = Infallible, Future: Send>
+{
+}
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_demo-service");
 

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use demo_service::behaviour::knobs::Knobs;
@@ -12,8 +11,9 @@ use demo_service::routes;
 use demo_service::state::{AppState, Settings};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+use tower::util::BoxCloneService;
 
-use crate::helpers::{sample, samples};
+use crate::helpers::{Listener, sample, samples};
 
 fn state(delay: Duration, error_rate: f64) -> AppState {
     let knobs = Knobs {
@@ -25,7 +25,7 @@ fn state(delay: Duration, error_rate: f64) -> AppState {
 }
 
 async fn call(
-    router: &Router,
+    router: &impl Listener,
     method: &str,
     uri: &str,
     accept: Option<&str>,
@@ -35,7 +35,7 @@ async fn call(
 
 /// [`call`], with an `Accept` header line for each of `accept`.
 async fn call_accepting(
-    router: &Router,
+    router: &impl Listener,
     method: &str,
     uri: &str,
     accept: &[&str],
@@ -209,7 +209,11 @@ async fn metrics_speaks_both_formats_with_their_content_types() {
 
     // Several Accept lines are one list, on both listeners.
     let metrics = routes::metrics(state(Duration::ZERO, 0.2));
-    for router in [&app, &metrics] {
+    for router in [
+        BoxCloneService::new(app.clone()),
+        BoxCloneService::new(metrics),
+    ] {
+        let router = &router;
         let lines = ["text/plain;q=0.1", "application/openmetrics-text;q=0.5"];
         let (status, content_type, _) = call_accepting(router, "GET", "/metrics", &lines).await;
         assert_eq!(status, StatusCode::OK);
