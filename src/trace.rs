@@ -1,11 +1,14 @@
 //! W3C Trace Context (<https://www.w3.org/TR/trace-context/>): the trace id of each request, from
 //! its `traceparent` header when it has one that is valid, else a fresh random one. The id
-//! travels with the request: into its exemplars and its log lines.
+//! travels with the request: into its exemplars and its log lines. While a request's handler
+//! runs, its trace is the thread's current one ([`TraceId::current`]), as OpenTelemetry makes a
+//! span's context current, rather than an extension of the request: that took a map of
+//! extensions filled and searched for every request.
 //!
 //! Only the trace id is kept. The service starts no spans and calls nothing downstream, so it
 //! has no parent id of its own to hand on.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::num::NonZeroU128;
 
@@ -21,7 +24,32 @@ pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TraceId(NonZeroU128);
 
+thread_local! {
+    /// The trace of the request whose handler this thread is running, if any.
+    static CURRENT: Cell<Option<TraceId>> = const { Cell::new(None) };
+}
+
 impl TraceId {
+    /// The trace of the request whose handler is running on this thread: the RED middleware
+    /// makes it current while it polls the handler ([`TraceId::in_scope`]). `None` outside a
+    /// request's handler.
+    pub fn current() -> Option<Self> {
+        CURRENT.get()
+    }
+
+    /// Runs `f` with this trace current, and then the one current before (also when `f`
+    /// panics).
+    pub fn in_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        struct Restore(Option<TraceId>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT.set(self.0);
+            }
+        }
+        let _restore = Restore(CURRENT.replace(Some(self)));
+        f()
+    }
+
     /// The trace of every request a simulation makes up (a history): no request was sent, so
     /// none can be looked up; the exposition's exemplars, which would name it, are dropped.
     pub const SIMULATED: Self = Self(NonZeroU128::MIN);
@@ -117,6 +145,21 @@ mod tests {
     use super::*;
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_trace_is_current_in_its_scope_only_and_scopes_nest() {
+        let (outer, inner) = (TraceId::random(), TraceId::random());
+        assert_eq!(TraceId::current(), None);
+        outer.in_scope(|| {
+            assert_eq!(TraceId::current(), Some(outer));
+            inner.in_scope(|| assert_eq!(TraceId::current(), Some(inner)));
+            assert_eq!(TraceId::current(), Some(outer));
+            let panicked = std::panic::catch_unwind(|| inner.in_scope(|| panic!("handler bug")));
+            assert!(panicked.is_err());
+            assert_eq!(TraceId::current(), Some(outer), "restored after a panic");
+        });
+        assert_eq!(TraceId::current(), None);
+    }
 
     fn parsed(s: &str) -> Option<String> {
         TraceId::from_traceparent(s.as_bytes()).map(|t| t.to_string())

@@ -6,8 +6,9 @@
 //! methods it makes up.
 //!
 //! Each request also gets its trace id here ([`crate::trace`]): from its `traceparent`, or a
-//! fresh one. It goes into the request's extensions, for the handlers' log lines, and into the
-//! exemplars of the request's bucket and counter (OpenMetrics only).
+//! fresh one. It is the current trace while the request's handler runs, for its log lines and
+//! exemplars ([`TraceId::current`]), and goes into the exemplars of the request's bucket and
+//! counter (OpenMetrics only).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -549,10 +550,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let route = self.layer.templates.of(request.uri().path());
         let trace = trace_of(&request);
-        request.extensions_mut().insert(trace);
         let in_flight = InFlight::start(
             self.layer.red.clone(),
             method_label(request.method()),
@@ -562,6 +562,7 @@ where
         RedFuture {
             inner: self.inner.call(request),
             in_flight: Some(in_flight),
+            trace,
             on_panic: self.layer.on_panic,
         }
     }
@@ -584,6 +585,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         in_flight: Option<InFlight>,
+        trace: TraceId,
         on_panic: OnPanic,
     }
 }
@@ -600,8 +602,12 @@ where
     ) -> std::task::Poll<Self::Output> {
         let this = self.project();
         let mut inner = this.inner;
-        // A panic ends the request here (its future is not polled again).
-        let result = match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+        // The handler runs in the request's trace. A panic ends the request here (its future
+        // is not polled again).
+        let polled = this
+            .trace
+            .in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))));
+        let result = match polled {
             Ok(std::task::Poll::Pending) => return std::task::Poll::Pending,
             Ok(std::task::Poll::Ready(result)) => result,
             Err(panic) => Ok((this.on_panic)(panic)),

@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use tracing::{error, info};
@@ -14,19 +13,16 @@ use crate::behaviour::faults::dependency;
 use crate::state::AppState;
 use crate::trace::TraceId;
 
-/// The request's trace, which the RED middleware gives every request of the app listener.
-fn trace_of(trace: Option<Extension<TraceId>>) -> TraceId {
-    trace.map_or_else(TraceId::random, |Extension(trace)| trace)
+/// The request's trace, which the RED middleware makes current while the handler runs.
+fn trace() -> TraceId {
+    TraceId::current().unwrap_or_else(TraceId::random)
 }
 
 /// `GET /`: counts the request, calls the dependency (which answers at once and never fails,
 /// unless a fault says otherwise: then `/` answers 503), burns the CPU the cpu_burn fault asks
 /// for, waits a processing time drawn from the knobs, records it.
-pub(crate) async fn process(
-    State(state): State<AppState>,
-    trace: Option<Extension<TraceId>>,
-) -> (StatusCode, &'static str) {
-    let trace = trace_of(trace);
+pub(crate) async fn process(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    let trace = trace();
     let count = state.metrics.count_request();
     let plan = state.behaviour.plan_root();
     if plan.is_instant() {
@@ -86,10 +82,7 @@ async fn work(
 }
 
 /// `GET /simulate_error`: counts the request and fails with the configured probability.
-pub(crate) async fn simulate_error(
-    State(state): State<AppState>,
-    trace: Option<Extension<TraceId>>,
-) -> (StatusCode, &'static str) {
+pub(crate) async fn simulate_error(State(state): State<AppState>) -> (StatusCode, &'static str) {
     let metrics = &state.metrics;
     metrics.count_request();
     if state.behaviour.plan_simulate_error() {
@@ -97,7 +90,7 @@ pub(crate) async fn simulate_error(
         metrics.count_response(500);
         error!(
             total_errors = errors,
-            trace_id = %trace_of(trace),
+            trace_id = %trace(),
             "simulated error occurred"
         );
         (
