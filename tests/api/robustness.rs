@@ -303,6 +303,14 @@ fn slow_and_idle_clients_are_cut_off_while_others_are_served() {
         idle_for >= Duration::from_millis(800) && idle_for < Duration::from_secs(4),
         "closed after {idle_for:?}"
     );
+
+    // A request that takes longer than the timeout is in service, not waiting: it is answered.
+    let (answer, _) = raw(
+        service.app,
+        b"GET /delay/2500ms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(status(&answer), Some(200), "{answer:?}");
 }
 
 #[tokio::test]
