@@ -147,6 +147,15 @@ mod tests {
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
     #[test]
+    fn hex_digits_are_the_formatters() {
+        for value in [1, 0xff, 0x0123_4567_89ab_cdef, u128::MAX, 0xf << 124, 0xabc << 60] {
+            assert_eq!(to_hex::<32>(value), format!("{value:032x}").as_bytes());
+            let low = value as u64;
+            assert_eq!(to_hex::<16>(low.into()), format!("{low:016x}").as_bytes());
+        }
+    }
+
+    #[test]
     fn a_trace_is_current_in_its_scope_only_and_scopes_nest() {
         let (outer, inner) = (TraceId::random(), TraceId::random());
         assert_eq!(TraceId::current(), None);
