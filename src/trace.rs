@@ -148,7 +148,14 @@ mod tests {
 
     #[test]
     fn hex_digits_are_the_formatters() {
-        for value in [1, 0xff, 0x0123_4567_89ab_cdef, u128::MAX, 0xf << 124, 0xabc << 60] {
+        for value in [
+            1,
+            0xff,
+            0x0123_4567_89ab_cdef,
+            u128::MAX,
+            0xf << 124,
+            0xabc << 60,
+        ] {
             assert_eq!(to_hex::<32>(value), format!("{value:032x}").as_bytes());
             let low = value as u64;
             assert_eq!(to_hex::<16>(low.into()), format!("{low:016x}").as_bytes());
