@@ -386,7 +386,12 @@ impl Service {
         metrics.count_request();
         let plan = self.behaviour.plan_root();
         let (latency, outcome) = plan.dependency;
-        metrics.observe_dependency(outcome, latency, crate::trace::TraceId::SIMULATED);
+        metrics.observe_dependency(
+            outcome,
+            latency,
+            crate::trace::TraceId::SIMULATED,
+            std::time::Instant::now(),
+        );
         if outcome.failure().is_some() {
             metrics.count_response(503);
             let took = latency + OVERHEAD;

@@ -99,14 +99,20 @@ impl FaultMetrics {
         }
     }
 
-    pub(crate) fn observe_call(&self, outcome: Outcome, took: Duration, trace: TraceId) {
+    pub(crate) fn observe_call(
+        &self,
+        outcome: Outcome,
+        took: Duration,
+        trace: TraceId,
+        at: Instant,
+    ) {
         let index = match outcome {
             Outcome::Ok => 0,
             Outcome::Error => 1,
             Outcome::Down => 2,
         };
         self.calls[index].inc();
-        self.call_duration.observe(took, trace, Instant::now());
+        self.call_duration.observe(took, trace, at);
     }
 
     /// Writes `dependency_request_duration_seconds`, which the registry does not hold.

@@ -216,14 +216,15 @@ impl Metrics {
         red::RedLayer::new(self.red.clone(), templates, on_panic)
     }
 
-    /// Records a call of `/` to its dependency.
+    /// Records a call of `/` to its dependency, which ended `at`.
     pub fn observe_dependency(
         &self,
         outcome: crate::behaviour::faults::dependency::Outcome,
         took: Duration,
         trace: TraceId,
+        at: Instant,
     ) {
-        self.faults.observe_call(outcome, took, trace);
+        self.faults.observe_call(outcome, took, trace, at);
     }
 
     /// Counts the CPU time that the cpu_burn fault spent.

@@ -570,8 +570,14 @@ where
 
 /// The request's trace: the one its `traceparent` names, when it sends exactly one that is
 /// valid; else a new one (a malformed header never fails the request).
+///
+/// The headers are scanned rather than looked up: a request has a handful, and comparing
+/// their names costs less than hashing this one for the map.
 fn trace_of<B>(request: &Request<B>) -> TraceId {
-    let mut values = request.headers().get_all(&TRACEPARENT).iter();
+    let mut values = request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| (name == TRACEPARENT).then_some(value));
     match (values.next(), values.next()) {
         (Some(value), None) => TraceId::from_traceparent(value.as_bytes()),
         _ => None,

@@ -8,9 +8,9 @@
 //! a container runtime) they are written by [`Lean`], which writes the same line with a third of
 //! the work: the service logs every request to `/`, so the format is on the hot path.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::io::IsTerminal;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -77,7 +77,7 @@ where
             tracing::Level::DEBUG => "DEBUG",
             tracing::Level::TRACE => "TRACE",
         };
-        stamp(SystemTime::now(), &mut writer)?;
+        stamp(now(), &mut writer)?;
         writer.write_char(' ')?;
         writer.write_str(level)?;
         writer.write_char(' ')?;
@@ -93,34 +93,39 @@ where
     }
 }
 
-/// Writes `time` as tracing-subscriber does, `2026-11-25T14:23:32.372305Z`. The date and the
-/// time of day are formatted once a second (per thread), the microseconds every time.
-fn stamp(time: SystemTime, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+/// The wall clock, read directly (`SystemTime::now` and `duration_since` cost twice as much,
+/// on a line the service writes for every request to `/`).
+fn now() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Writes the time `since` the epoch as tracing-subscriber does, `2026-11-25T14:23:32.372305Z`.
+/// The date and the time of day are formatted once a second (per thread), the microseconds
+/// every time.
+fn stamp(since: Duration, out: &mut impl std::fmt::Write) -> std::fmt::Result {
     thread_local! {
         /// The last second formatted, and its `2026-11-25T14:23:32`.
-        static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let second = since.as_secs();
-    let date = SECOND.with(|cached| {
-        let (formatted, date) = cached.get();
-        if formatted == second {
-            return date;
+    SECOND.with_borrow_mut(|(formatted, date)| {
+        if *formatted != second {
+            let whole = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second));
+            *date = whole.to_string();
+            date.truncate(19);
+            *formatted = second;
         }
-        let mut date = [0; 19];
-        let whole = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second));
-        date.copy_from_slice(&whole.to_string().as_bytes()[..19]);
-        cached.set((second, date));
-        date
-    });
-    let mut fraction = *b".000000Z";
-    let mut micros = since.subsec_micros();
-    for digit in fraction[1..7].iter_mut().rev() {
-        *digit = b'0' + (micros % 10) as u8;
-        micros /= 10;
-    }
-    out.write_str(std::str::from_utf8(&date).map_err(|_| std::fmt::Error)?)?;
-    out.write_str(std::str::from_utf8(&fraction).map_err(|_| std::fmt::Error)?)
+        out.write_str(date)
+    })?;
+    let mut digits = itoa::Buffer::new();
+    let micros = digits.format(since.subsec_micros());
+    out.write_str(&".000000"[..7 - micros.len()])?;
+    out.write_str(micros)?;
+    out.write_char('Z')
 }
 
 /// Writes ` message k=v k=v`: numbers with itoa and ryu, strings as they are; the first error
@@ -196,6 +201,7 @@ impl<W: std::fmt::Write> Visit for Fields<'_, W> {
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+    use std::time::SystemTime;
     use tracing_subscriber::fmt::MakeWriter;
 
     #[derive(Clone, Default)]
@@ -270,7 +276,7 @@ mod tests {
         ];
         for time in times {
             let mut written = String::new();
-            stamp(time, &mut written).unwrap();
+            stamp(time.duration_since(UNIX_EPOCH).unwrap(), &mut written).unwrap();
             assert_eq!(written, humantime::format_rfc3339_micros(time).to_string());
         }
     }
