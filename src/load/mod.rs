@@ -102,9 +102,16 @@ struct Sender {
 
 impl Sender {
     /// Sends one request for `path` to the next target in turn, on a connection of `slot`,
-    /// and records the outcome, its latency counted from `due`; returns the error, if any.
-    async fn send(&self, slot: &mut Slot, path: usize, due: Instant) -> Option<ErrorKind> {
-        let sent = Instant::now();
+    /// and records the outcome, its latency counted from `due` and from `sent`, now (the same
+    /// instant in a closed loop, which sends each request when it is due); returns the error,
+    /// if any.
+    async fn send(
+        &self,
+        slot: &mut Slot,
+        path: usize,
+        due: Instant,
+        sent: Instant,
+    ) -> Option<ErrorKind> {
         let took = || {
             let now = Instant::now();
             Took {
@@ -336,7 +343,7 @@ async fn open_loop(
             .unwrap_or_else(|| slot(plan));
         let (sender, slots) = (sender.clone(), slots.clone());
         tasks.spawn(async move {
-            sender.send(&mut slot, path, due).await;
+            sender.send(&mut slot, path, due, Instant::now()).await;
             slots.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
             drop(permit);
         });
@@ -375,7 +382,8 @@ async fn closed_loop(
             while !stop.load(Ordering::Relaxed) && issued.fetch_add(1, Ordering::Relaxed) < limit {
                 let path = mix.pick(&mut rand::rng());
                 sender.recorder.sent(path);
-                if sender.send(&mut slot, path, Instant::now()).await == Some(ErrorKind::Connect) {
+                let now = Instant::now();
+                if sender.send(&mut slot, path, now, now).await == Some(ErrorKind::Connect) {
                     tokio::time::sleep(CONNECT_BACKOFF).await;
                 }
             }

@@ -9,11 +9,15 @@
 //! the work: the service logs every request to `/`, so the format is on the hot path.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use rustc_hash::FxBuildHasher;
+use tracing::callsite::Identifier;
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
@@ -70,26 +74,66 @@ where
         event: &Event<'_>,
     ) -> std::fmt::Result {
         let meta = event.metadata();
-        let level = match *meta.level() {
-            tracing::Level::ERROR => "ERROR",
-            tracing::Level::WARN => " WARN",
-            tracing::Level::INFO => " INFO",
-            tracing::Level::DEBUG => "DEBUG",
-            tracing::Level::TRACE => "TRACE",
-        };
+        let pieces = Pieces::of(meta);
         stamp(now(), &mut writer)?;
-        writer.write_char(' ')?;
-        writer.write_str(level)?;
-        writer.write_char(' ')?;
-        writer.write_str(meta.target())?;
-        writer.write_char(':')?;
+        writer.write_str(&pieces.head)?;
         let mut fields = Fields {
             out: &mut writer,
+            pieces: &pieces,
             result: Ok(()),
         };
         event.record(&mut fields);
         fields.result?;
         writer.write_char('\n')
+    }
+}
+
+/// The level as the default format writes it, five wide.
+fn level(meta: &Metadata<'_>) -> &'static str {
+    match *meta.level() {
+        tracing::Level::ERROR => "ERROR",
+        tracing::Level::WARN => " WARN",
+        tracing::Level::INFO => " INFO",
+        tracing::Level::DEBUG => "DEBUG",
+        tracing::Level::TRACE => "TRACE",
+    }
+}
+
+/// What a callsite's lines have in common, joined once per thread: ` INFO target:`, and before
+/// each field ` name=` (before the message, a space). A line written piece by piece costs a
+/// call into the writer per piece; this halves the number of calls. (An event's metadata is
+/// its callsite's, `'static`: the `log` crate's records come through a callsite per level.)
+#[derive(Debug)]
+struct Pieces {
+    head: String,
+    fields: Vec<String>,
+}
+
+impl Pieces {
+    /// The pieces of `meta`'s callsite, joined at its first line on this thread.
+    fn of(meta: &'static Metadata<'static>) -> Rc<Self> {
+        thread_local! {
+            static JOINED: RefCell<HashMap<Identifier, Rc<Pieces>, FxBuildHasher>> =
+                RefCell::default();
+        }
+        JOINED.with_borrow_mut(|joined| {
+            joined
+                .entry(meta.callsite())
+                .or_insert_with(|| {
+                    Rc::new(Pieces {
+                        head: format!(" {} {}:", level(meta), meta.target()),
+                        fields: meta
+                            .fields()
+                            .iter()
+                            .map(|field| match field.name() {
+                                "message" => " ".to_owned(),
+                                name => format!(" {name}="),
+                            })
+                            .collect(),
+                    })
+                })
+                .clone()
+        })
     }
 }
 
@@ -108,7 +152,7 @@ fn now() -> Duration {
 /// every time.
 fn stamp(since: Duration, out: &mut impl std::fmt::Write) -> std::fmt::Result {
     thread_local! {
-        /// The last second formatted, and its `2026-11-25T14:23:32`.
+        /// The last second formatted, and its `2026-11-25T14:23:32.`.
         static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
     let second = since.as_secs();
@@ -117,14 +161,15 @@ fn stamp(since: Duration, out: &mut impl std::fmt::Write) -> std::fmt::Result {
             let whole = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second));
             *date = whole.to_string();
             date.truncate(19);
+            date.push('.');
             *formatted = second;
         }
         out.write_str(date)
     })?;
+    // The microseconds with their leading zeros: the digits of 1,000,000 more, but the first.
     let mut digits = itoa::Buffer::new();
-    let micros = digits.format(since.subsec_micros());
-    out.write_str(&".000000"[..7 - micros.len()])?;
-    out.write_str(micros)?;
+    let micros = digits.format(1_000_000 + since.subsec_micros());
+    out.write_str(&micros[1..])?;
     out.write_char('Z')
 }
 
@@ -132,6 +177,7 @@ fn stamp(since: Duration, out: &mut impl std::fmt::Write) -> std::fmt::Result {
 /// is kept, as `Visit` cannot return one.
 struct Fields<'a, W> {
     out: &'a mut W,
+    pieces: &'a Pieces,
     result: std::fmt::Result,
 }
 
@@ -141,10 +187,15 @@ impl<W: std::fmt::Write> Fields<'_, W> {
             return;
         }
         self.result = (|| {
-            self.out.write_char(' ')?;
-            if field.name() != "message" {
-                self.out.write_str(field.name())?;
-                self.out.write_char('=')?;
+            match self.pieces.fields.get(field.index()) {
+                Some(before) => self.out.write_str(before)?,
+                None => {
+                    self.out.write_char(' ')?;
+                    if field.name() != "message" {
+                        self.out.write_str(field.name())?;
+                        self.out.write_char('=')?;
+                    }
+                }
             }
             value(self.out)
         })();
@@ -232,11 +283,14 @@ mod tests {
             .with_writer(captured.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || {
-            tracing::info!(
-                request_count = 42u64,
-                processing_time = 1.25,
-                "request processed"
-            );
+            // The second line of a callsite is written from the pieces joined for its first.
+            for count in [41u64, 42] {
+                tracing::info!(
+                    request_count = count,
+                    processing_time = 1.25,
+                    "request processed"
+                );
+            }
             tracing::error!(
                 total_errors = 7i64,
                 ok = false,
@@ -251,6 +305,7 @@ mod tests {
         assert_eq!(
             lines,
             [
+                format!(" INFO {target}: request processed request_count=41 processing_time=1.25"),
                 format!(" INFO {target}: request processed request_count=42 processing_time=1.25"),
                 format!(
                     "ERROR {target}: simulated error occurred total_errors=7 ok=false name=\"x y\""
