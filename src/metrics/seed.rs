@@ -173,7 +173,8 @@ pub(crate) struct Histogram {
     buckets: Box<[AtomicU64]>,
     /// The latest request of each bucket, for OpenMetrics' exemplars.
     exemplars: Box<[Cell]>,
-    count: AtomicU64,
+    /// The count is the buckets' sum, read at the scrape: one atomic add per observation
+    /// fewer, and `_count` always equals the `+Inf` bucket.
     sum_nanos: AtomicU64,
     created: Created,
 }
@@ -191,7 +192,6 @@ impl Histogram {
                 .collect(),
             buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             exemplars: (0..=bounds.len()).map(|_| Cell::default()).collect(),
-            count: AtomicU64::new(0),
             sum_nanos: AtomicU64::new(0),
             created: Created::default(),
         }
@@ -205,22 +205,20 @@ impl Histogram {
         self.exemplars[index].record(trace, secs, at);
         self.sum_nanos
             .fetch_add(value.as_nanos() as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
     }
 
     #[cfg(test)]
     pub(crate) fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }
 
-    /// Every bucket, the count and the sum back to zero, no exemplar: as after a restart.
+    /// Every bucket and the sum back to zero, no exemplar: as after a restart.
     pub(crate) fn reset(&self) {
         for (bucket, exemplar) in self.buckets.iter().zip(self.exemplars.iter()) {
             bucket.store(0, Ordering::Relaxed);
             exemplar.clear();
         }
         self.sum_nanos.store(0, Ordering::Relaxed);
-        self.count.store(0, Ordering::Relaxed);
         self.created.renew();
     }
 
