@@ -122,18 +122,19 @@ impl Pieces {
                 .or_insert_with(|| {
                     Rc::new(Pieces {
                         head: format!(" {} {}:", level(meta), meta.target()),
-                        fields: meta
-                            .fields()
-                            .iter()
-                            .map(|field| match field.name() {
-                                "message" => " ".to_owned(),
-                                name => format!(" {name}="),
-                            })
-                            .collect(),
+                        fields: meta.fields().iter().map(|f| Self::before(&f)).collect(),
                     })
                 })
                 .clone()
         })
+    }
+
+    /// What goes before `field`'s value: ` name=`, or before the message a space.
+    fn before(field: &Field) -> String {
+        match field.name() {
+            "message" => " ".to_owned(),
+            name => format!(" {name}="),
+        }
     }
 }
 
@@ -187,15 +188,10 @@ impl<W: std::fmt::Write> Fields<'_, W> {
             return;
         }
         self.result = (|| {
+            // Every field of an event is one of its callsite's; were one not, it is joined here.
             match self.pieces.fields.get(field.index()) {
                 Some(before) => self.out.write_str(before)?,
-                None => {
-                    self.out.write_char(' ')?;
-                    if field.name() != "message" {
-                        self.out.write_str(field.name())?;
-                        self.out.write_char('=')?;
-                    }
-                }
+                None => self.out.write_str(&Pieces::before(field))?,
             }
             value(self.out)
         })();
