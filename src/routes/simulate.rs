@@ -26,7 +26,11 @@ pub(crate) async fn process(State(state): State<AppState>) -> (StatusCode, &'sta
     let count = state.metrics.count_request();
     let plan = state.behaviour.plan_root();
     if plan.is_instant() {
-        return work(&state, count, plan, trace).await;
+        // Nothing to wait for: answered at once, by plain functions, so this future does not
+        // carry the state of the waits (moved on every request, it would cost more than they).
+        let now = Instant::now();
+        return called(&state, &plan, trace, now)
+            .unwrap_or_else(|| processed(&state, count, &plan, now, trace));
     }
     // In the seed the work runs on the request's thread, which finishes it even when the
     // client has gone. Running it as a task of its own does the same here (a dropped handler
@@ -40,41 +44,67 @@ pub(crate) async fn process(State(state): State<AppState>) -> (StatusCode, &'sta
         .unwrap_or((StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
 }
 
+/// The waits of `plan`, in order, each recorded as it ends.
 async fn work(
     state: &AppState,
     count: u64,
     plan: RootPlan,
     trace: TraceId,
 ) -> (StatusCode, &'static str) {
-    let metrics = &state.metrics;
-    let (latency, outcome) = plan.dependency;
     // The clock is read again only after a wait: a step that took no time ended when it began
     // (each read costs as much as a counter's increment, several times over).
     let mut now = Instant::now();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+    if !plan.dependency.0.is_zero() {
+        tokio::time::sleep(plan.dependency.0).await;
         now = Instant::now();
     }
-    metrics.observe_dependency(outcome, latency, trace, now);
-    if let Some(body) = outcome.failure() {
-        metrics.count_response(StatusCode::SERVICE_UNAVAILABLE.as_u16());
-        error!(
-            dependency = dependency::NAME,
-            outcome = outcome.label(),
-            trace_id = %trace,
-            "dependency failed"
-        );
-        return (StatusCode::SERVICE_UNAVAILABLE, body);
+    if let Some(failed) = called(state, &plan, trace, now) {
+        return failed;
     }
     if !plan.cpu_burn.is_zero() {
         let burned = state.behaviour.burner.burn(plan.cpu_burn).await;
-        metrics.count_cpu_burned(burned);
+        state.metrics.count_cpu_burned(burned);
         now = Instant::now();
     }
-    let started = now;
     if !plan.delay.is_zero() {
         tokio::time::sleep(plan.delay).await;
     }
+    processed(state, count, &plan, now, trace)
+}
+
+/// The call to the dependency ended `at`: records it, and when it failed, answers 503.
+fn called(
+    state: &AppState,
+    plan: &RootPlan,
+    trace: TraceId,
+    at: Instant,
+) -> Option<(StatusCode, &'static str)> {
+    let (latency, outcome) = plan.dependency;
+    state
+        .metrics
+        .observe_dependency(outcome, latency, trace, at);
+    let body = outcome.failure()?;
+    state
+        .metrics
+        .count_response(StatusCode::SERVICE_UNAVAILABLE.as_u16());
+    error!(
+        dependency = dependency::NAME,
+        outcome = outcome.label(),
+        trace_id = %trace,
+        "dependency failed"
+    );
+    Some((StatusCode::SERVICE_UNAVAILABLE, body))
+}
+
+/// The processing that began at `started` has ended: records it, logs the seed's line, answers.
+fn processed(
+    state: &AppState,
+    count: u64,
+    plan: &RootPlan,
+    started: Instant,
+    trace: TraceId,
+) -> (StatusCode, &'static str) {
+    let metrics = &state.metrics;
     metrics.observe_processing(plan.delay, started, trace);
     metrics.count_response(StatusCode::OK.as_u16());
     // The message as a field of its own: a string is recorded as it is, where a message
