@@ -241,14 +241,16 @@ async fn the_mix_holds_its_proportions() {
     );
 }
 
-#[test]
-fn a_signal_ends_the_run_with_its_summary() {
+#[tokio::test]
+async fn a_signal_ends_the_run_with_its_summary() {
     let service = Service::start(&["--max-delay", "0s"]);
     let run = Command::new(BIN)
         .args([
             "load",
             "--target",
             &service.app_url(""),
+            "--mix",
+            "/=1",
             "--rate",
             "50",
             "--output",
@@ -258,7 +260,18 @@ fn a_signal_ends_the_run_with_its_summary() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Signalled once it is well under way (its handler is in place before its first request),
+    // not after a fixed time, which a slow start would eat into.
+    let counted = loop {
+        let counted = sample(
+            &scrape(&service.metrics_url("/metrics")).await,
+            "request_count_total",
+        );
+        if counted >= 25.0 {
+            break counted as u64;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let status = Command::new("kill")
         .args(["-INT", &run.id().to_string()])
         .status()
@@ -269,10 +282,12 @@ fn a_signal_ends_the_run_with_its_summary() {
     assert!(out.status.success());
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["interrupted"], true);
+    // It stopped at the signal: not a second (50 requests) later, and not before what the
+    // service had already counted; and every request it sent was answered.
     let sent = summary["sent"].as_u64().unwrap();
     assert!(
-        (60..=90).contains(&sent),
-        "sent {sent} in about 1.5 s at 50/s"
+        (counted..counted + 50).contains(&sent),
+        "sent {sent}, where the service had counted {counted} when the signal went"
     );
     assert_eq!(summary["answered"], sent);
 }

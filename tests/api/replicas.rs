@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::alerts::{alerts, compressed_rules, firing};
+use crate::compose::poll;
 use crate::helpers::{BIN, Daemon, Service, prometheus_config, targets_file, write_report};
 
 /// The rules' durations divided by this: `for: 1m` takes 2 s, a 15m window 30 s.
@@ -110,15 +111,25 @@ async fn three_replicas_add_up_and_one_stopped_alerts_alone() {
     assert!(out.status.success());
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     let answered = summary["answered"].as_u64().unwrap() as f64;
-    tokio::time::sleep(Duration::from_secs(3)).await; // two more scrapes
+    // Until every replica's last count has been scraped (the scrapes after the load's end).
+    let total = || async {
+        prometheus
+            .query(r#"sum(request_count_total{job="flask_app"})"#)
+            .await[0]["value"][1]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
+    // (A lost count never gets there: the poll fails after 30 s.)
+    poll(
+        "all answered requests counted",
+        Duration::from_secs(30),
+        || async { (total().await >= answered).then_some(()) },
+    )
+    .await;
     let counts = by_instance(&prometheus, r#"request_count_total{job="flask_app"}"#).await;
-    let sum = prometheus
-        .query(r#"sum(request_count_total{job="flask_app"})"#)
-        .await[0]["value"][1]
-        .as_str()
-        .unwrap()
-        .parse::<f64>()
-        .unwrap();
+    let sum = total().await;
     writeln!(
         report,
         "after the load: {answered} answered; request_count_total per instance {counts:?}, sum {sum}"
