@@ -262,16 +262,18 @@ async fn a_signal_ends_the_run_with_its_summary() {
         .unwrap();
     // Signalled once it is well under way (its handler is in place before its first request),
     // not after a fixed time, which a slow start would eat into.
-    let counted = loop {
-        let counted = sample(
-            &scrape(&service.metrics_url("/metrics")).await,
-            "request_count_total",
-        );
-        if counted >= 25.0 {
-            break counted as u64;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let counted = poll(
+        "the generator under way",
+        Duration::from_secs(30),
+        || async {
+            let counted = sample(
+                &scrape(&service.metrics_url("/metrics")).await,
+                "request_count_total",
+            );
+            (counted >= 25.0).then_some(counted as u64)
+        },
+    )
+    .await;
     let status = Command::new("kill")
         .args(["-INT", &run.id().to_string()])
         .status()

@@ -111,25 +111,24 @@ async fn three_replicas_add_up_and_one_stopped_alerts_alone() {
     assert!(out.status.success());
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     let answered = summary["answered"].as_u64().unwrap() as f64;
-    // Until every replica's last count has been scraped (the scrapes after the load's end).
-    let total = || async {
-        prometheus
-            .query(r#"sum(request_count_total{job="flask_app"})"#)
-            .await[0]["value"][1]
-            .as_str()
-            .unwrap()
-            .parse::<f64>()
-            .unwrap()
-    };
-    // (A lost count never gets there: the poll fails after 30 s.)
-    poll(
+    // Until every replica's last count has been scraped (the scrapes after the load's end); a
+    // lost count never gets there, and the poll fails after 30 s.
+    let sum = poll(
         "all answered requests counted",
         Duration::from_secs(30),
-        || async { (total().await >= answered).then_some(()) },
+        || async {
+            let sum = prometheus
+                .query(r#"sum(request_count_total{job="flask_app"})"#)
+                .await[0]["value"][1]
+                .as_str()
+                .unwrap()
+                .parse::<f64>()
+                .unwrap();
+            (sum >= answered).then_some(sum)
+        },
     )
     .await;
     let counts = by_instance(&prometheus, r#"request_count_total{job="flask_app"}"#).await;
-    let sum = total().await;
     writeln!(
         report,
         "after the load: {answered} answered; request_count_total per instance {counts:?}, sum {sum}"
