@@ -1,9 +1,10 @@
 //! What the log line of one request to `/` costs on the request's thread: the seed's
 //! `request processed` with its count and processing time, and the trace id, through the
-//! service's filter and batched writer (into a sink), formatted by
-//! [`demo_service::telemetry::Lean`] (the service's text format off a terminal), by
-//! tracing-subscriber's own default format, and as JSON; and the same event when `RUST_LOG`
-//! turns it off. In the service the line costs more than here (docs/performance.md): there
+//! service's filter and batched writer (into a sink), as an event formatted by
+//! [`demo_service::telemetry::Lean`] (the service's text format off a terminal, for its other
+//! lines), by tracing-subscriber's own default format, and as JSON; the same event when
+//! `RUST_LOG` turns it off; and the line as the service writes it off a terminal, straight
+//! into the writer ([`demo_service::telemetry::request_processed`]). In the service the line costs more than here (docs/performance.md): there
 //! its code and data are not always in the CPU's caches.
 //!
 //!   cargo bench --bench logging
@@ -11,8 +12,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use demo_service::telemetry::Lean;
 use demo_service::telemetry::writer::{self, Batched};
+use demo_service::telemetry::{self, Lean};
 use demo_service::trace::TraceId;
 use tracing::Dispatch;
 use tracing_subscriber::EnvFilter;
@@ -74,6 +75,23 @@ fn request_line(c: &mut Criterion) {
         "the same line, turned off by RUST_LOG=warn",
         fmt.event_format(Lean).finish().into(),
     );
+    // The service's own path for this line, off a terminal: straight into the writer, once
+    // the filter lets it through.
+    let (fmt, _direct) = service_like("info");
+    let (direct, _guard) = Batched::new(std::io::sink(), writer::LIMIT).expect("a writer thread");
+    telemetry::write_requests_to(direct);
+    let mut processed = 0u64;
+    tracing::dispatcher::with_default(&fmt.event_format(Lean).finish().into(), || {
+        c.bench_function(
+            "the same line, straight into the writer (the service's)",
+            |b| {
+                b.iter(|| {
+                    processed += 1;
+                    telemetry::request_processed(black_box(processed), 0.0, black_box(trace));
+                })
+            },
+        );
+    });
 }
 
 criterion_group!(benches, request_line);

@@ -101,19 +101,24 @@ impl TraceId {
     pub fn traceparent(&self, parent: u64) -> HeaderValue {
         let mut value = [0u8; 55];
         value[..3].copy_from_slice(b"00-");
-        value[3..35].copy_from_slice(&to_hex::<32>(self.0.get()));
+        value[3..35].copy_from_slice(&self.digits());
         value[35] = b'-';
         value[36..52].copy_from_slice(&to_hex::<16>(parent.max(1).into()));
         value[52..].copy_from_slice(b"-01");
         HeaderValue::from_bytes(&value).expect("hex digits and dashes are a valid header value")
     }
+
+    /// The 32 lowercase hex digits that [`Display`](fmt::Display) writes, made without the
+    /// formatting machinery: every log line of a request to `/` carries them.
+    pub fn digits(&self) -> [u8; 32] {
+        to_hex::<32>(self.0.get())
+    }
 }
 
 impl fmt::Display for TraceId {
-    /// 32 lowercase hex digits, written without the formatting machinery: every log line of a
-    /// request to `/` carries one.
+    /// 32 lowercase hex digits.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hex = to_hex::<32>(self.0.get());
+        let hex = self.digits();
         f.write_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
     }
 }

@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use tracing::{error, info};
+use tracing::error;
 
 use crate::behaviour::RootPlan;
 use crate::behaviour::faults::dependency;
 use crate::state::AppState;
+use crate::telemetry;
 use crate::trace::TraceId;
 
 /// The request's trace, which the RED middleware makes current while the handler runs.
@@ -108,15 +109,7 @@ fn processed(
     let metrics = &state.metrics;
     metrics.observe_processing(plan.delay, started, trace);
     metrics.count_response(StatusCode::OK.as_u16());
-    // The message as a field of its own: a string is recorded as it is, where a message
-    // after the fields would go through the formatting machinery (this line is written for
-    // every request). The line reads the same.
-    info!(
-        message = "request processed",
-        request_count = count,
-        processing_time = plan.delay.as_secs_f64(),
-        trace_id = %trace,
-    );
+    telemetry::request_processed(count, plan.delay.as_secs_f64(), trace);
     (StatusCode::OK, "Success response with status code OK")
 }
 

@@ -6,12 +6,14 @@
 //!
 //! Text lines written to a terminal get tracing-subscriber's colours. Elsewhere (a file, a pipe,
 //! a container runtime) they are written by [`Lean`], which writes the same line with a third of
-//! the work: the service logs every request to `/`, so the format is on the hot path.
+//! the work: the service logs every request to `/`, so the format is on the hot path. There,
+//! that one line skips tracing's machinery altogether ([`request_processed`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::IsTerminal;
-use std::rc::Rc;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
 use rustc_hash::FxBuildHasher;
@@ -25,8 +27,11 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
+use crate::trace::TraceId;
 
 pub mod writer;
+
+use writer::Batched;
 
 /// Starts logging. Keep the guard alive until exit: dropping it flushes the last lines.
 ///
@@ -39,6 +44,7 @@ pub fn init(format: LogFormat) -> Result<writer::Guard, String> {
     let (writer, guard) = writer::Batched::new(std::io::stdout(), writer::LIMIT)
         .map_err(|e| format!("cannot start the log writer: {e}"))?;
     let terminal = std::io::stdout().is_terminal();
+    let lean = (format == LogFormat::Text && !terminal).then(|| writer.clone());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(terminal)
@@ -53,7 +59,53 @@ pub fn init(format: LogFormat) -> Result<writer::Guard, String> {
             .try_init(),
     };
     installed.map_err(|e| format!("cannot start logging: {e}"))?;
+    if let Some(writer) = lean {
+        write_requests_to(writer);
+    }
     Ok(guard)
+}
+
+/// Has [`request_processed`] write its line straight to `writer`, as [`init`] does where the
+/// text format is [`Lean`]'s (the benches do it for theirs). Only the first call counts.
+pub fn write_requests_to(writer: Batched) {
+    let _ = LEAN_WRITER.set(writer);
+}
+
+/// The target of the line of a request to `/`: the module that answers it.
+const REQUEST_TARGET: &str = "demo_service::routes::simulate";
+
+/// The writer that [`Lean`] writes to, once set ([`write_requests_to`]).
+static LEAN_WRITER: OnceLock<Batched> = OnceLock::new();
+
+/// Logs the seed's line of a request to `/`, at info: `request processed`, with the request's
+/// count, its processing time and its trace id (target `demo_service::routes::simulate`).
+///
+/// Where the service writes text off a terminal ([`Lean`]; a container's log, a redirected
+/// stdout), the line goes straight into the log writer: the same line, put together from the
+/// three values instead of going through tracing's dispatch and field visitors, which cost
+/// more than the line itself. It is the one line the service writes for every request
+/// (docs/performance.md). `RUST_LOG` decides for it as it does for the event. Anywhere else
+/// (a terminal's colours, JSON, another subscriber) it is the event.
+pub fn request_processed(count: u64, processing_time: f64, trace: TraceId) {
+    let Some(mut writer) = LEAN_WRITER.get() else {
+        tracing::info!(
+            target: REQUEST_TARGET,
+            // A plain string: a message after the fields would go through `fmt::Arguments`.
+            message = "request processed",
+            request_count = count,
+            processing_time,
+            trace_id = %trace,
+        );
+        return;
+    };
+    if !tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO) {
+        return;
+    }
+    Scratch::with(|scratch| {
+        let line = scratch.request_processed(now(), count, processing_time, trace);
+        // The writer takes every line; one it drops for lack of room it counts.
+        let _ = writer.write(line.as_bytes());
+    });
 }
 
 /// The text line of tracing-subscriber's default format, without colours, spans or the
@@ -73,18 +125,106 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
+        Scratch::with(|scratch| scratch.write(now(), event, &mut writer))
+    }
+}
+
+/// What a thread keeps from one line to the next. A line is put together here and handed to
+/// the writer in one piece (each piece written to the writer would be a call through
+/// `dyn fmt::Write`); it begins with the date and time of day of its second, which stay for
+/// the next line of the same second.
+#[derive(Debug, Default)]
+struct Scratch {
+    line: String,
+    /// The second whose `2026-11-25T14:23:32.` begins `line`, and that beginning's length.
+    second: Option<(u64, usize)>,
+    /// The pieces of each callsite, joined at its first line on this thread.
+    pieces: HashMap<Identifier, Pieces, FxBuildHasher>,
+}
+
+impl Scratch {
+    /// Calls `f` with this thread's scratch; with one of its own when that is in use already
+    /// (a field whose formatting logs a line of its own).
+    fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+        thread_local! {
+            static SCRATCH: RefCell<Scratch> = RefCell::default();
+        }
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => f(&mut scratch),
+            Err(_) => f(&mut Scratch::default()),
+        })
+    }
+
+    /// Writes `event`'s line, of the time `since` the epoch, to `writer`.
+    fn write(
+        &mut self,
+        since: Duration,
+        event: &Event<'_>,
+        writer: &mut impl std::fmt::Write,
+    ) -> std::fmt::Result {
         let meta = event.metadata();
-        let pieces = Pieces::of(meta);
-        stamp(now(), &mut writer)?;
-        writer.write_str(&pieces.head)?;
+        self.stamp(since);
+        let pieces = self
+            .pieces
+            .entry(meta.callsite())
+            .or_insert_with(|| Pieces::of(meta));
+        self.line.push_str(&pieces.head);
         let mut fields = Fields {
-            out: &mut writer,
-            pieces: &pieces,
+            out: &mut self.line,
+            pieces,
             result: Ok(()),
         };
         event.record(&mut fields);
         fields.result?;
-        writer.write_char('\n')
+        self.line.push('\n');
+        writer.write_str(&self.line)
+    }
+
+    /// The line of a request to `/` at the time `since` the epoch, as [`Lean`] writes the
+    /// event of [`request_processed`].
+    fn request_processed(
+        &mut self,
+        since: Duration,
+        count: u64,
+        processing_time: f64,
+        trace: TraceId,
+    ) -> &str {
+        self.stamp(since);
+        let line = &mut self.line;
+        line.push_str("  INFO ");
+        line.push_str(REQUEST_TARGET);
+        line.push_str(": request processed request_count=");
+        let _ = write_u64(line, count);
+        line.push_str(" processing_time=");
+        let _ = write_f64(line, processing_time);
+        line.push_str(" trace_id=");
+        line.push_str(std::str::from_utf8(&trace.digits()).expect("hex digits are ASCII"));
+        line.push('\n');
+        line
+    }
+
+    /// Begins the line with the time `since` the epoch as tracing-subscriber writes it,
+    /// `2026-11-25T14:23:32.372305Z`: the date and time of day formatted once a second, the
+    /// microseconds every time.
+    fn stamp(&mut self, since: Duration) {
+        let second = since.as_secs();
+        match self.second {
+            Some((formatted, length)) if formatted == second => self.line.truncate(length),
+            _ => {
+                let whole =
+                    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second));
+                self.line.clear();
+                let _ = write!(self.line, "{whole}");
+                self.line.pop(); // the `Z`
+                self.line.push('.');
+                self.second = Some((second, self.line.len()));
+            }
+        }
+        // The microseconds with their leading zeros: the digits of 1,000,000 more, but the first.
+        let mut digits = itoa::Buffer::new();
+        let micros = digits.format(1_000_000 + since.subsec_micros());
+        self.line.push_str(&micros[1..]);
+        self.line.push('Z');
     }
 }
 
@@ -99,10 +239,10 @@ fn level(meta: &Metadata<'_>) -> &'static str {
     }
 }
 
-/// What a callsite's lines have in common, joined once per thread: ` INFO target:`, and before
-/// each field ` name=` (before the message, a space). A line written piece by piece costs a
-/// call into the writer per piece; this halves the number of calls. (An event's metadata is
-/// its callsite's, `'static`: the `log` crate's records come through a callsite per level.)
+/// What a callsite's lines have in common: ` INFO target:`, and before each field ` name=`
+/// (before the message, a space). A line written piece by piece costs a push per piece; this
+/// halves their number. (An event's metadata is its callsite's, `'static`: the `log` crate's
+/// records come through a callsite per level.)
 #[derive(Debug)]
 struct Pieces {
     head: String,
@@ -110,23 +250,12 @@ struct Pieces {
 }
 
 impl Pieces {
-    /// The pieces of `meta`'s callsite, joined at its first line on this thread.
-    fn of(meta: &'static Metadata<'static>) -> Rc<Self> {
-        thread_local! {
-            static JOINED: RefCell<HashMap<Identifier, Rc<Pieces>, FxBuildHasher>> =
-                RefCell::default();
+    /// The pieces of `meta`'s callsite.
+    fn of(meta: &'static Metadata<'static>) -> Self {
+        Pieces {
+            head: format!(" {} {}:", level(meta), meta.target()),
+            fields: meta.fields().iter().map(|f| Self::before(&f)).collect(),
         }
-        JOINED.with_borrow_mut(|joined| {
-            joined
-                .entry(meta.callsite())
-                .or_insert_with(|| {
-                    Rc::new(Pieces {
-                        head: format!(" {} {}:", level(meta), meta.target()),
-                        fields: meta.fields().iter().map(|f| Self::before(&f)).collect(),
-                    })
-                })
-                .clone()
-        })
     }
 
     /// What goes before `field`'s value: ` name=`, or before the message a space.
@@ -148,30 +277,19 @@ fn now() -> Duration {
     )
 }
 
-/// Writes the time `since` the epoch as tracing-subscriber does, `2026-11-25T14:23:32.372305Z`.
-/// The date and the time of day are formatted once a second (per thread), the microseconds
-/// every time.
-fn stamp(since: Duration, out: &mut impl std::fmt::Write) -> std::fmt::Result {
-    thread_local! {
-        /// The last second formatted, and its `2026-11-25T14:23:32.`.
-        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+/// Writes `value` as tracing-subscriber does, without the formatting machinery.
+fn write_u64(out: &mut impl std::fmt::Write, value: u64) -> std::fmt::Result {
+    out.write_str(itoa::Buffer::new().format(value))
+}
+
+/// Writes `value` as tracing-subscriber does (`0.25`, `1.0`, `inf`), for a finite one without
+/// the formatting machinery.
+fn write_f64(out: &mut impl std::fmt::Write, value: f64) -> std::fmt::Result {
+    if value.is_finite() {
+        out.write_str(ryu::Buffer::new().format_finite(value))
+    } else {
+        write!(out, "{value}")
     }
-    let second = since.as_secs();
-    SECOND.with_borrow_mut(|(formatted, date)| {
-        if *formatted != second {
-            let whole = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second));
-            *date = whole.to_string();
-            date.truncate(19);
-            date.push('.');
-            *formatted = second;
-        }
-        out.write_str(date)
-    })?;
-    // The microseconds with their leading zeros: the digits of 1,000,000 more, but the first.
-    let mut digits = itoa::Buffer::new();
-    let micros = digits.format(1_000_000 + since.subsec_micros());
-    out.write_str(&micros[1..])?;
-    out.write_char('Z')
 }
 
 /// Writes ` message k=v k=v`: numbers with itoa and ryu, strings as they are; the first error
@@ -200,9 +318,7 @@ impl<W: std::fmt::Write> Fields<'_, W> {
 
 impl<W: std::fmt::Write> Visit for Fields<'_, W> {
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.write(field, |out| {
-            out.write_str(itoa::Buffer::new().format(value))
-        });
+        self.write(field, |out| write_u64(out, value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -212,13 +328,7 @@ impl<W: std::fmt::Write> Visit for Fields<'_, W> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.write(field, |out| {
-            if value.is_finite() {
-                out.write_str(ryu::Buffer::new().format_finite(value))
-            } else {
-                write!(out, "{value}")
-            }
-        });
+        self.write(field, |out| write_f64(out, value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -314,6 +424,68 @@ mod tests {
     }
 
     #[test]
+    fn the_line_of_a_request_is_the_events_line() {
+        // The event of `request_processed` (no writer of Lean's is set up here), as
+        // tracing-subscriber's default format and as Lean write it, against the line put
+        // together straight from the values.
+        let default = Captured::default();
+        let lean = Captured::default();
+        let requests = [
+            (0, 0.0, TraceId::SIMULATED),
+            (1, 0.25, TraceId::random()),
+            (41, 1e-9, TraceId::random()),
+            (u64::MAX, 4.999_999_999, TraceId::random()),
+        ];
+        for (captured, format) in [(&default, None), (&lean, Some(Lean))] {
+            let fmt = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(captured.clone());
+            let log = |(count, time, trace)| request_processed(count, time, trace);
+            match format {
+                None => tracing::subscriber::with_default(fmt.finish(), || {
+                    requests.iter().copied().for_each(log)
+                }),
+                Some(lean) => {
+                    tracing::subscriber::with_default(fmt.event_format(lean).finish(), || {
+                        requests.iter().copied().for_each(log)
+                    })
+                }
+            }
+        }
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let mut scratch = Scratch::default();
+        let direct: String = requests
+            .iter()
+            .map(|&(count, time, trace)| {
+                scratch
+                    .request_processed(since, count, time, trace)
+                    .to_owned()
+            })
+            .collect();
+        let without_stamps = |text: &str| -> Vec<String> {
+            text.lines()
+                .map(|l| l.split_once(' ').unwrap().1.to_owned())
+                .collect()
+        };
+        let expected =
+            without_stamps(&String::from_utf8(default.0.lock().unwrap().clone()).unwrap());
+        assert_eq!(expected.len(), requests.len());
+        assert_eq!(
+            expected[1],
+            format!(
+                " INFO demo_service::routes::simulate: request processed request_count=1 \
+                 processing_time=0.25 trace_id={}",
+                requests[1].2
+            )
+        );
+        assert_eq!(
+            without_stamps(&String::from_utf8(lean.0.lock().unwrap().clone()).unwrap()),
+            expected
+        );
+        assert_eq!(without_stamps(&direct), expected);
+    }
+
+    #[test]
     fn the_time_is_written_as_the_default_format_does() {
         let now = SystemTime::now();
         let times = [
@@ -325,10 +497,16 @@ mod tests {
             now + Duration::from_secs(86_400 * 400) + Duration::from_micros(7),
             now,
         ];
+        // One scratch for them all: a second formatted before is formatted again when it
+        // comes back after another.
+        let mut scratch = Scratch::default();
         for time in times {
-            let mut written = String::new();
-            stamp(time.duration_since(UNIX_EPOCH).unwrap(), &mut written).unwrap();
-            assert_eq!(written, humantime::format_rfc3339_micros(time).to_string());
+            scratch.stamp(time.duration_since(UNIX_EPOCH).unwrap());
+            assert_eq!(
+                scratch.line,
+                humantime::format_rfc3339_micros(time).to_string()
+            );
+            scratch.line.push_str(" and the rest of a line");
         }
     }
 }

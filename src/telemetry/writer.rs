@@ -24,8 +24,8 @@ pub const BATCH: usize = 64 * 1024;
 /// How much may wait before lines are dropped: a few seconds of a busy service's log.
 pub const LIMIT: usize = 8 * 1024 * 1024;
 
-/// Where the lines of every thread wait for the writer thread.
-#[derive(Debug)]
+/// Where the lines of every thread wait for the writer thread; its clones share the thread.
+#[derive(Clone, Debug)]
 pub struct Batched {
     shared: Arc<Shared>,
 }

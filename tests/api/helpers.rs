@@ -721,7 +721,7 @@ impl Generator {
 }
 
 /// Sends process `pid` a signal by name (`TERM`, `INT`).
-fn signal(pid: u32, name: &str) {
+pub fn signal(pid: u32, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &pid.to_string()])
         .status()

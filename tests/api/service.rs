@@ -1,10 +1,13 @@
 //! Black-box tests: the real binary, over real sockets, as a user or Prometheus sees it.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{BIN, Service, get, get_openmetrics, pipe, promtool, sample, scrape};
+use crate::compose::poll;
+use crate::helpers::{BIN, Service, get, get_openmetrics, pipe, promtool, sample, scrape, signal};
 
 #[tokio::test]
 async fn serves_the_seeds_endpoints_on_both_listeners() {
@@ -70,6 +73,96 @@ async fn logs_what_the_seed_logs() {
     }
     let users = scrape(&service.metrics_url("/metrics")).await;
     assert!((10.0..=50.0).contains(&sample(&users, "current_users")));
+}
+
+#[tokio::test]
+async fn the_request_line_in_text_reads_as_the_event_and_follows_rust_log() {
+    // Off a terminal, the text format writes the line of a request to `/` straight to the log
+    // writer (telemetry::request_processed); it must read as the event does, and `RUST_LOG`
+    // must turn it off as it would the event.
+    let traces = [
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "00000000000000000000000000000001",
+        "fedcba98765432100123456789abcdef",
+    ];
+    for rust_log in ["info", "info,demo_service::routes::simulate=warn"] {
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--app-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .args(["--max-delay", "0s"])
+            .env("RUST_LOG", rust_log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start demo-service");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let reader = std::thread::spawn({
+            let lines = lines.clone();
+            move || {
+                for line in stdout.lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            }
+        });
+        let app = poll(
+            "the service logs `listening app=...`",
+            Duration::from_secs(10),
+            || {
+                let app = lines.lock().unwrap().iter().find_map(|l| {
+                    let app = l.split(" listening app=").nth(1)?.split(' ').next()?;
+                    app.parse::<std::net::SocketAddr>().ok()
+                });
+                async move { app }
+            },
+        )
+        .await;
+        let client = reqwest::Client::new();
+        for trace in traces {
+            let response = client
+                .get(format!("http://{app}/"))
+                .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        signal(child.id(), "TERM");
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{status}");
+        reader.join().unwrap();
+
+        let lines = lines.lock().unwrap();
+        let processed: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.contains("request processed"))
+            .map(|l| {
+                let (stamp, rest) = l.split_once(' ').unwrap();
+                assert!(humantime::parse_rfc3339(stamp).is_ok(), "{l}");
+                rest
+            })
+            .collect();
+        let expected: Vec<String> = match rust_log {
+            "info" => (1..)
+                .zip(traces)
+                .map(|(count, trace)| {
+                    format!(
+                        " INFO demo_service::routes::simulate: request processed \
+                         request_count={count} processing_time=0.0 trace_id={trace}"
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        assert_eq!(processed, expected, "RUST_LOG={rust_log}: {lines:#?}");
+        // The rest of the log is as it was: the service said it was listening, and it drained.
+        assert!(lines.iter().any(|l| l.contains("drained")), "{lines:#?}");
+    }
 }
 
 #[tokio::test]
