@@ -79,9 +79,9 @@ fn request_line(c: &mut Criterion) {
     // the filter lets it through.
     let (fmt, _direct) = service_like("info");
     let (direct, _guard) = Batched::new(std::io::sink(), writer::LIMIT).expect("a writer thread");
-    telemetry::write_requests_to(direct);
     let mut processed = 0u64;
     tracing::dispatcher::with_default(&fmt.event_format(Lean).finish().into(), || {
+        telemetry::write_requests_to(direct);
         c.bench_function(
             "the same line, straight into the writer (the service's)",
             |b| {

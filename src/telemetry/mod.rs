@@ -66,16 +66,20 @@ pub fn init(format: LogFormat) -> Result<writer::Guard, String> {
 }
 
 /// Has [`request_processed`] write its line straight to `writer`, as [`init`] does where the
-/// text format is [`Lean`]'s (the benches do it for theirs). Only the first call counts.
+/// text format is [`Lean`]'s (the benches do it for theirs), or write nothing when the current
+/// subscriber's filter leaves the line out. Only the first call counts. The filter is asked
+/// here, once: `RUST_LOG` is read at the start and never again.
 pub fn write_requests_to(writer: Batched) {
-    let _ = LEAN_WRITER.set(writer);
+    let enabled = tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO);
+    let _ = REQUEST_LINES.set(enabled.then_some(writer));
 }
 
 /// The target of the line of a request to `/`: the module that answers it.
 const REQUEST_TARGET: &str = "demo_service::routes::simulate";
 
-/// The writer that [`Lean`] writes to, once set ([`write_requests_to`]).
-static LEAN_WRITER: OnceLock<Batched> = OnceLock::new();
+/// Where [`request_processed`] writes its line straight to, once set ([`write_requests_to`]):
+/// the writer that [`Lean`] writes to, or nowhere when the filter leaves the line out.
+static REQUEST_LINES: OnceLock<Option<Batched>> = OnceLock::new();
 
 /// Logs the seed's line of a request to `/`, at info: `request processed`, with the request's
 /// count, its processing time and its trace id (target `demo_service::routes::simulate`).
@@ -84,10 +88,11 @@ static LEAN_WRITER: OnceLock<Batched> = OnceLock::new();
 /// stdout), the line goes straight into the log writer: the same line, put together from the
 /// three values instead of going through tracing's dispatch and field visitors, which cost
 /// more than the line itself. It is the one line the service writes for every request
-/// (docs/performance.md). `RUST_LOG` decides for it as it does for the event. Anywhere else
-/// (a terminal's colours, JSON, another subscriber) it is the event.
+/// (docs/performance.md). `RUST_LOG` decides for it as it does for the event, once, at the
+/// start ([`write_requests_to`]). Anywhere else (a terminal's colours, JSON, another
+/// subscriber) it is the event.
 pub fn request_processed(count: u64, processing_time: f64, trace: TraceId) {
-    let Some(mut writer) = LEAN_WRITER.get() else {
+    let Some(lines) = REQUEST_LINES.get() else {
         tracing::info!(
             target: REQUEST_TARGET,
             // A plain string: a message after the fields would go through `fmt::Arguments`.
@@ -98,9 +103,9 @@ pub fn request_processed(count: u64, processing_time: f64, trace: TraceId) {
         );
         return;
     };
-    if !tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO) {
+    let Some(mut writer) = lines.as_ref() else {
         return;
-    }
+    };
     Scratch::with(|scratch| {
         let line = scratch.request_processed(now(), count, processing_time, trace);
         // The writer takes every line; one it drops for lack of room it counts.
