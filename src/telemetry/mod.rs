@@ -149,7 +149,8 @@ struct Scratch {
 
 impl Scratch {
     /// Calls `f` with this thread's scratch; with one of its own when that is in use already
-    /// (a field whose formatting logs a line of its own).
+    /// (a line begun while another is put together: tracing does not dispatch an event from
+    /// inside another's formatting, but a panic here would cost a request).
     fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
         thread_local! {
             static SCRATCH: RefCell<Scratch> = RefCell::default();
@@ -426,6 +427,25 @@ mod tests {
         );
         let stamp = text.split(' ').next().unwrap();
         assert!(humantime::parse_rfc3339(stamp).is_ok(), "{stamp}");
+    }
+
+    #[test]
+    fn a_line_begun_while_another_is_put_together_gets_a_scratch_of_its_own() {
+        // (tracing itself does not dispatch an event from inside another's formatting; this is
+        // the thread's scratch asked for twice, which must not panic.)
+        let since = Duration::from_secs(1_800_000_000);
+        let outer = Scratch::with(|outer| {
+            outer.stamp(since);
+            outer.line.push_str(" outer");
+            let inner = Scratch::with(|inner| {
+                inner.stamp(since);
+                inner.line.push_str(" inner");
+                inner.line.clone()
+            });
+            assert_eq!(inner, "2027-01-15T08:00:00.000000Z inner");
+            outer.line.clone()
+        });
+        assert_eq!(outer, "2027-01-15T08:00:00.000000Z outer");
     }
 
     #[test]
