@@ -4,8 +4,9 @@
 //! [`demo_service::telemetry::Lean`] (the service's text format off a terminal, for its other
 //! lines), by tracing-subscriber's own default format, and as JSON; the same event when
 //! `RUST_LOG` turns it off; and the line as the service writes it off a terminal, straight
-//! into the writer ([`demo_service::telemetry::request_processed`]). In the service the line costs more than here (docs/performance.md): there
-//! its code and data are not always in the CPU's caches.
+//! into the writer ([`demo_service::telemetry::request_processed`]). In the service the line
+//! costs more than here (docs/performance.md): there its code and data are not always in the
+//! CPU's caches.
 //!
 //!   cargo bench --bench logging
 
@@ -76,11 +77,14 @@ fn request_line(c: &mut Criterion) {
         fmt.event_format(Lean).finish().into(),
     );
     // The service's own path for this line, off a terminal: straight into the writer, once
-    // the filter lets it through.
-    let (fmt, _direct) = service_like("info");
-    let (direct, _guard) = Batched::new(std::io::sink(), writer::LIMIT).expect("a writer thread");
+    // the filter lets it through (the subscriber is there for its filter alone).
+    let filter = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new("info"))
+        .with_writer(std::io::sink)
+        .finish();
+    let (direct, _direct) = Batched::new(std::io::sink(), writer::LIMIT).expect("a writer thread");
     let mut processed = 0u64;
-    tracing::dispatcher::with_default(&fmt.event_format(Lean).finish().into(), || {
+    tracing::dispatcher::with_default(&filter.into(), || {
         telemetry::write_requests_to(direct);
         c.bench_function(
             "the same line, straight into the writer (the service's)",

@@ -110,7 +110,7 @@ impl TraceId {
 
     /// The 32 lowercase hex digits that [`Display`](fmt::Display) writes, made without the
     /// formatting machinery: every log line of a request to `/` carries them.
-    pub fn digits(&self) -> [u8; 32] {
+    pub(crate) fn digits(&self) -> [u8; 32] {
         to_hex::<32>(self.0.get())
     }
 }

@@ -9,7 +9,7 @@
 //! the work: the service logs every request to `/`, so the format is on the hot path. There,
 //! that one line skips tracing's machinery altogether ([`request_processed`]).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
@@ -66,12 +66,28 @@ pub fn init(format: LogFormat) -> Result<writer::Guard, String> {
 }
 
 /// Has [`request_processed`] write its line straight to `writer`, as [`init`] does where the
-/// text format is [`Lean`]'s (the benches do it for theirs), or write nothing when the current
-/// subscriber's filter leaves the line out. Only the first call counts. The filter is asked
-/// here, once: `RUST_LOG` is read at the start and never again.
+/// text format is [`Lean`]'s, or write nothing when the current subscriber's filter leaves the
+/// line out; call it once that subscriber is in place. For the process's whole life, and for
+/// every subscriber after: only the first call counts. The filter is asked here, once, as
+/// `RUST_LOG` is read at the start and never again. (Public for the benches.)
+#[doc(hidden)]
 pub fn write_requests_to(writer: Batched) {
-    let enabled = tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO);
-    let _ = REQUEST_LINES.set(enabled.then_some(writer));
+    let _ = REQUEST_LINES.set(request_line_enabled().then_some(writer));
+}
+
+/// Whether the current subscriber's filter lets the line of a request to `/` through: asked as
+/// the event is, with its level, target and field names (an `EnvFilter` directive may name
+/// fields). The service enters no spans, so a directive for a span decides nothing for it.
+fn request_line_enabled() -> bool {
+    tracing::enabled!(
+        kind: tracing::metadata::Kind::EVENT,
+        target: REQUEST_TARGET,
+        tracing::Level::INFO,
+        message,
+        request_count,
+        processing_time,
+        trace_id
+    )
 }
 
 /// The target of the line of a request to `/`: the module that answers it.
@@ -89,8 +105,8 @@ static REQUEST_LINES: OnceLock<Option<Batched>> = OnceLock::new();
 /// three values instead of going through tracing's dispatch and field visitors, which cost
 /// more than the line itself. It is the one line the service writes for every request
 /// (docs/performance.md). `RUST_LOG` decides for it as it does for the event, once, at the
-/// start ([`write_requests_to`]). Anywhere else (a terminal's colours, JSON, another
-/// subscriber) it is the event.
+/// start ([`write_requests_to`]). Where [`init`] set up no such writer (a terminal's colours,
+/// JSON, a program that sets up its own logging, the tests) it is the event.
 pub fn request_processed(count: u64, processing_time: f64, trace: TraceId) {
     let Some(lines) = REQUEST_LINES.get() else {
         tracing::info!(
@@ -148,17 +164,19 @@ struct Scratch {
 }
 
 impl Scratch {
-    /// Calls `f` with this thread's scratch; with one of its own when that is in use already
-    /// (a line begun while another is put together: tracing does not dispatch an event from
+    /// Calls `f` with this thread's scratch; with an empty one when that is in use already (a
+    /// line begun while another is put together: tracing does not dispatch an event from
     /// inside another's formatting, but a panic here would cost a request).
     fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
         thread_local! {
-            static SCRATCH: RefCell<Scratch> = RefCell::default();
+            static SCRATCH: Cell<Scratch> = Cell::default();
         }
-        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut scratch) => f(&mut scratch),
-            Err(_) => f(&mut Scratch::default()),
-        })
+        // Taken out while in use (a line begun meanwhile finds an empty one), and put back;
+        // after the thread's locals are gone, a scratch for this line alone.
+        let mut scratch = SCRATCH.try_with(Cell::take).unwrap_or_default();
+        let result = f(&mut scratch);
+        let _ = SCRATCH.try_with(|kept| kept.set(scratch));
+        result
     }
 
     /// Writes `event`'s line, of the time `since` the epoch, to `writer`.
@@ -214,8 +232,11 @@ impl Scratch {
     /// microseconds every time.
     fn stamp(&mut self, since: Duration) {
         let second = since.as_secs();
-        match self.second {
-            Some((formatted, length)) if formatted == second => self.line.truncate(length),
+        match self.second.take() {
+            Some((formatted, length)) if formatted == second => {
+                self.line.truncate(length);
+                self.second = Some((formatted, length));
+            }
             _ => {
                 let whole =
                     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second));
@@ -288,13 +309,14 @@ fn write_u64(out: &mut impl std::fmt::Write, value: u64) -> std::fmt::Result {
     out.write_str(itoa::Buffer::new().format(value))
 }
 
-/// Writes `value` as tracing-subscriber does (`0.25`, `1.0`, `inf`), for a finite one without
-/// the formatting machinery.
+/// Writes `value` as tracing-subscriber does, as `fmt::Debug` writes it (`0.25`, `1.0`, `5e-5`,
+/// `inf`): with ryu where the two write the same, from 1e-4 up to 1e16 and zero, without the
+/// formatting machinery; else with it.
 fn write_f64(out: &mut impl std::fmt::Write, value: f64) -> std::fmt::Result {
-    if value.is_finite() {
+    if value == 0.0 || (1e-4..1e16).contains(&value.abs()) {
         out.write_str(ryu::Buffer::new().format_finite(value))
     } else {
-        write!(out, "{value}")
+        write!(out, "{value:?}")
     }
 }
 
@@ -449,6 +471,79 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_written_as_fmt_debug_writes_them() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            0.25,
+            1e-9,
+            1e-5,
+            5e-5,
+            9.999_999e-5,
+            1e-4,
+            1.000_001e-4,
+            4.999_999_999,
+            9.999_999_999e15,
+            1e16,
+            -5e-5,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        // And a spread over every magnitude a time or a count might have.
+        let mut x = 1.234_567_89e-12;
+        while x < 1e20 {
+            values.extend([x, -x]);
+            x *= 3.7;
+        }
+        for value in values {
+            let mut written = String::new();
+            write_f64(&mut written, value).unwrap();
+            assert_eq!(written, format!("{value:?}"));
+        }
+        let mut written = String::new();
+        write_u64(&mut written, u64::MAX).unwrap();
+        assert_eq!(written, u64::MAX.to_string());
+    }
+
+    #[test]
+    fn the_filter_is_asked_as_the_event_would_be() {
+        // For each RUST_LOG, whether the line is let through must be whether the event of
+        // `request_processed` (no writer of Lean's is set up here) is written.
+        for (directives, expected) in [
+            ("info", true),
+            ("warn", false),
+            ("off", false),
+            ("info,demo_service::routes::simulate=warn", false),
+            ("warn,demo_service::routes=info", true),
+            // Directives that name fields: the line's event has these four, and no others.
+            ("info,demo_service[{total_errors}]=warn", true),
+            ("warn,demo_service[{request_count}]=info", true),
+            ("warn,demo_service[{foo}]=info", false),
+        ] {
+            let captured = Captured::default();
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(EnvFilter::new(directives))
+                .event_format(Lean)
+                .with_writer(captured.clone())
+                .finish();
+            let asked = tracing::subscriber::with_default(subscriber, || {
+                request_processed(1, 0.0, TraceId::SIMULATED);
+                request_line_enabled()
+            });
+            let written = !captured.0.lock().unwrap().is_empty();
+            assert_eq!(
+                (asked, written),
+                (expected, expected),
+                "RUST_LOG={directives}"
+            );
+        }
+    }
+
+    #[test]
     fn the_line_of_a_request_is_the_events_line() {
         // The event of `request_processed` (no writer of Lean's is set up here), as
         // tracing-subscriber's default format and as Lean write it, against the line put
@@ -459,6 +554,8 @@ mod tests {
             (0, 0.0, TraceId::SIMULATED),
             (1, 0.25, TraceId::random()),
             (41, 1e-9, TraceId::random()),
+            (42, 5e-5, TraceId::random()),
+            (43, 1e-5, TraceId::random()),
             (u64::MAX, 4.999_999_999, TraceId::random()),
         ];
         for (captured, format) in [(&default, None), (&lean, Some(Lean))] {

@@ -99,8 +99,9 @@ async fn the_request_line_in_text_reads_as_the_event_and_follows_rust_log() {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
+            .map(Killed)
             .expect("start demo-service");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let stdout = BufReader::new(child.0.stdout.take().unwrap());
         let lines = Arc::new(Mutex::new(Vec::<String>::new()));
         let reader = std::thread::spawn({
             let lines = lines.clone();
@@ -132,8 +133,8 @@ async fn the_request_line_in_text_reads_as_the_event_and_follows_rust_log() {
                 .unwrap();
             assert_eq!(response.status(), 200);
         }
-        signal(child.id(), "TERM");
-        let status = child.wait().unwrap();
+        signal(child.0.id(), "TERM");
+        let status = child.0.wait().unwrap();
         assert!(status.success(), "{status}");
         reader.join().unwrap();
 
@@ -162,6 +163,16 @@ async fn the_request_line_in_text_reads_as_the_event_and_follows_rust_log() {
         assert_eq!(processed, expected, "RUST_LOG={rust_log}: {lines:#?}");
         // The rest of the log is as it was: the service said it was listening, and it drained.
         assert!(lines.iter().any(|l| l.contains("drained")), "{lines:#?}");
+    }
+}
+
+/// A child process, killed if the test ends before it does.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
