@@ -232,12 +232,11 @@ impl Scratch {
     /// microseconds every time.
     fn stamp(&mut self, since: Duration) {
         let second = since.as_secs();
-        match self.second.take() {
-            Some((formatted, length)) if formatted == second => {
-                self.line.truncate(length);
-                self.second = Some((formatted, length));
-            }
+        match self.second {
+            Some((formatted, length)) if formatted == second => self.line.truncate(length),
             _ => {
+                // No second begins the line until one is written whole.
+                self.second = None;
                 let whole =
                     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second));
                 self.line.clear();
