@@ -120,6 +120,62 @@ impl Drop for Process {
     }
 }
 
+/// A process whose stdout a thread collects line by line, as it comes, for any output format
+/// ([`Process`] reads JSON logs); killed when dropped, also when a test fails before its end.
+pub struct Lines {
+    pub child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Lines {
+    /// Starts `command` with its stdout collected here and its stderr inherited.
+    pub fn spawn(command: &mut Command) -> Lines {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let reader = std::thread::spawn({
+            let lines = lines.clone();
+            move || {
+                for line in stdout.lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            }
+        });
+        Lines {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// The lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit and for its last line; returns how it exited and every
+    /// line it wrote.
+    pub fn finish(&mut self) -> (ExitStatus, Vec<String>) {
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        (status, self.lines())
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `demo-service serve` on loopback ports of its own choosing.
 pub struct Service {
     process: Process,

@@ -4,14 +4,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{BIN, Service, count, get, load, sample, scrape};
+use crate::helpers::{BIN, Lines, Service, count, get, load, sample, scrape};
 
 #[tokio::test]
 async fn counts_are_exact_under_concurrency() {
@@ -316,39 +316,20 @@ fn slow_and_idle_clients_are_cut_off_while_others_are_served() {
 #[tokio::test]
 async fn a_connection_flood_up_to_the_descriptor_limit_is_outlived() {
     // The service with room for about 64 connections.
-    let mut child = Command::new("prlimit")
-        .args([
-            "--nofile=64:64",
-            BIN,
-            "serve",
-            "--app-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("prlimit (util-linux)");
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in stdout.lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
+    let mut service = Lines::spawn(Command::new("prlimit").args([
+        "--nofile=64:64",
+        BIN,
+        "serve",
+        "--app-addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ]));
     let deadline = Instant::now() + Duration::from_secs(10);
     let listening: Value = loop {
-        if let Some(line) = lines
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|l| l.contains("\"listening\""))
-        {
+        if let Some(line) = service.lines().iter().find(|l| l.contains("\"listening\"")) {
             break serde_json::from_str(line).unwrap();
         }
         assert!(Instant::now() < deadline, "the service did not start");
@@ -368,9 +349,8 @@ async fn a_connection_flood_up_to_the_descriptor_limit_is_outlived() {
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !lines
-        .lock()
-        .unwrap()
+    while !service
+        .lines()
         .iter()
         .any(|l| l.contains("cannot accept a connection"))
     {
@@ -398,10 +378,11 @@ async fn a_connection_flood_up_to_the_descriptor_limit_is_outlived() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(get(&format!("http://{metrics}/healthz")).await.0, 200);
-    assert!(child.try_wait().unwrap().is_none(), "the service died");
-    assert!(!lines.lock().unwrap().iter().any(|l| l.contains("panicked")));
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(
+        service.child.try_wait().unwrap().is_none(),
+        "the service died"
+    );
+    assert!(!service.lines().iter().any(|l| l.contains("panicked")));
 }
 
 #[tokio::test]

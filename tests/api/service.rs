@@ -1,13 +1,13 @@
 //! Black-box tests: the real binary, over real sockets, as a user or Prometheus sees it.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::compose::poll;
-use crate::helpers::{BIN, Service, get, get_openmetrics, pipe, promtool, sample, scrape, signal};
+use crate::helpers::{
+    BIN, Lines, Service, get, get_openmetrics, pipe, promtool, sample, scrape, signal,
+};
 
 #[tokio::test]
 async fn serves_the_seeds_endpoints_on_both_listeners() {
@@ -86,36 +86,23 @@ async fn the_request_line_in_text_reads_as_the_event_and_follows_rust_log() {
         "fedcba98765432100123456789abcdef",
     ];
     for rust_log in ["info", "info,demo_service::routes::simulate=warn"] {
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--app-addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
-            .args(["--max-delay", "0s"])
-            .env("RUST_LOG", rust_log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map(Killed)
-            .expect("start demo-service");
-        let stdout = BufReader::new(child.0.stdout.take().unwrap());
-        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-        let reader = std::thread::spawn({
-            let lines = lines.clone();
-            move || {
-                for line in stdout.lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            }
-        });
+        let mut service = Lines::spawn(
+            Command::new(BIN)
+                .args([
+                    "serve",
+                    "--app-addr",
+                    "127.0.0.1:0",
+                    "--metrics-addr",
+                    "127.0.0.1:0",
+                ])
+                .args(["--max-delay", "0s"])
+                .env("RUST_LOG", rust_log),
+        );
         let app = poll(
             "the service logs `listening app=...`",
             Duration::from_secs(10),
             || {
-                let app = lines.lock().unwrap().iter().find_map(|l| {
+                let app = service.lines().iter().find_map(|l| {
                     let app = l.split(" listening app=").nth(1)?.split(' ').next()?;
                     app.parse::<std::net::SocketAddr>().ok()
                 });
@@ -133,12 +120,10 @@ async fn the_request_line_in_text_reads_as_the_event_and_follows_rust_log() {
                 .unwrap();
             assert_eq!(response.status(), 200);
         }
-        signal(child.0.id(), "TERM");
-        let status = child.0.wait().unwrap();
+        signal(service.child.id(), "TERM");
+        let (status, lines) = service.finish();
         assert!(status.success(), "{status}");
-        reader.join().unwrap();
 
-        let lines = lines.lock().unwrap();
         let processed: Vec<&str> = lines
             .iter()
             .filter(|l| l.contains("request processed"))
@@ -163,16 +148,6 @@ async fn the_request_line_in_text_reads_as_the_event_and_follows_rust_log() {
         assert_eq!(processed, expected, "RUST_LOG={rust_log}: {lines:#?}");
         // The rest of the log is as it was: the service said it was listening, and it drained.
         assert!(lines.iter().any(|l| l.contains("drained")), "{lines:#?}");
-    }
-}
-
-/// A child process, killed if the test ends before it does.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
