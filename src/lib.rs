@@ -26,6 +26,8 @@ pub mod server;
 pub mod signals;
 /// `demo-service slo`: the objectives, and the rules generated from them.
 pub mod slo;
+/// Values that every request reads and that change seldom, cached per thread.
+pub mod snapshot;
 /// What the handlers share.
 pub mod state;
 /// Logging setup.

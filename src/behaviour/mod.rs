@@ -20,7 +20,6 @@ pub(crate) mod users;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use rand::RngExt;
 
 use draws::{Draws, Stream};
@@ -28,11 +27,18 @@ use faults::dependency::Outcome;
 use faults::{Limits, burn::Burner, leak::Leak};
 use knobs::Knobs;
 
+use crate::snapshot::{Local, Snapshot};
+
+thread_local! {
+    /// The knobs as this thread read them last.
+    static KNOBS: Local<Knobs> = const { std::cell::RefCell::new(None) };
+}
+
 /// The knobs of the moment, the draws, and what the faults need while they run.
 #[derive(Debug)]
 pub struct Behaviour {
-    /// Read on every request (a lock-free load), replaced whole by the admin API.
-    pub knobs: ArcSwap<Knobs>,
+    /// Read on every request (through the thread's cache), replaced whole by the admin API.
+    pub knobs: Snapshot<Knobs>,
     /// The knobs at start: what a knob cleared goes back to.
     pub start: Knobs,
     /// The bounds of the faults, fixed at start.
@@ -65,7 +71,7 @@ impl RootPlan {
 impl Behaviour {
     pub fn new(knobs: Knobs, draws: Draws, limits: Limits) -> Self {
         Self {
-            knobs: ArcSwap::from_pointee(knobs.clone()),
+            knobs: Snapshot::new(knobs.clone()),
             start: knobs,
             limits,
             draws,
@@ -77,32 +83,33 @@ impl Behaviour {
     /// What this request to `/` does: the dependency's call first; when it succeeds, the CPU
     /// to burn and a processing time drawn from the knobs' distribution, within their range.
     pub fn plan_root(&self) -> RootPlan {
-        let knobs = self.knobs.load();
-        let dependency = knobs.faults.dependency.draw(&self.draws);
-        if dependency.1 != Outcome::Ok {
-            return RootPlan {
-                dependency,
-                cpu_burn: Duration::ZERO,
-                delay: Duration::ZERO,
+        self.knobs.read(&KNOBS, |knobs| {
+            let dependency = knobs.faults.dependency.draw(&self.draws);
+            if dependency.1 != Outcome::Ok {
+                return RootPlan {
+                    dependency,
+                    cpu_burn: Duration::ZERO,
+                    delay: Duration::ZERO,
+                };
+            }
+            let delay = if knobs.delay.start() == knobs.delay.end() {
+                *knobs.delay.start()
+            } else {
+                self.draws.with(Stream::Delays, |rng| {
+                    knobs.distribution.draw(&knobs.delay, rng)
+                })
             };
-        }
-        let delay = if knobs.delay.start() == knobs.delay.end() {
-            *knobs.delay.start()
-        } else {
-            self.draws.with(Stream::Delays, |rng| {
-                knobs.distribution.draw(&knobs.delay, rng)
-            })
-        };
-        RootPlan {
-            dependency,
-            cpu_burn: knobs.faults.cpu_burn,
-            delay,
-        }
+            RootPlan {
+                dependency,
+                cpu_burn: knobs.faults.cpu_burn,
+                delay,
+            }
+        })
     }
 
     /// Whether this request to `/simulate_error` fails.
     pub fn plan_simulate_error(&self) -> bool {
-        let rate = self.knobs.load().error_rate;
+        let rate = self.knobs.read(&KNOBS, |knobs| knobs.error_rate);
         self.draws.with(Stream::Errors, |rng| rng.random_bool(rate))
     }
 

@@ -25,13 +25,13 @@
 
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use prometheus_client::encoding::prometheus_protobuf;
 use prometheus_client::metrics::histogram::{Histogram, NativeHistogramConfig};
 use prometheus_client::registry::Registry;
 
 use super::exemplar::{self, Clock, Exemplar};
 use super::protobuf::MetricFamily;
+use crate::snapshot::{Local, Snapshot};
 
 /// The family's name.
 pub(crate) const NAME: &str = "request_duration_native_seconds";
@@ -50,13 +50,13 @@ const HELP: &str =
 /// counters are reset.
 #[derive(Debug)]
 pub(crate) struct Native {
-    histogram: ArcSwap<Histogram>,
+    histogram: Snapshot<Histogram>,
 }
 
 impl Default for Native {
     fn default() -> Self {
         Self {
-            histogram: ArcSwap::from_pointee(new()),
+            histogram: Snapshot::new(new()),
         }
     }
 }
@@ -67,7 +67,13 @@ fn new() -> Histogram {
 
 impl Native {
     pub(crate) fn observe(&self, value: Duration) {
-        self.histogram.load().observe(value.as_secs_f64());
+        thread_local! {
+            /// The histogram as this thread read it last.
+            static HISTOGRAM: Local<Histogram> = const { std::cell::RefCell::new(None) };
+        }
+        self.histogram.read(&HISTOGRAM, |histogram| {
+            histogram.observe(value.as_secs_f64())
+        });
     }
 
     /// Empty, as after a restart: a new histogram, created now.

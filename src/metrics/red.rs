@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
@@ -29,6 +28,7 @@ use prometheus_client::registry::Registry;
 use super::TextFormat;
 use super::exemplar::{self, Cell};
 use super::protobuf::{self, MetricFamily};
+use crate::snapshot::{Local, Snapshot};
 use crate::trace::{TRACEPARENT, TraceId};
 
 /// The status recorded for a request whose client went away before it was answered
@@ -178,14 +178,14 @@ type SeriesMap = HashMap<Labels, Arc<Series>, rustc_hash::FxBuildHasher>;
 /// crate's encoder takes only from its own metric types.
 #[derive(Debug)]
 pub struct Red {
-    series: ArcSwap<SeriesMap>,
+    series: Snapshot<SeriesMap>,
     in_flight: Gauge,
 }
 
 impl Red {
     pub(crate) fn register(registry: &mut Registry) -> Arc<Self> {
         let red = Arc::new(Self {
-            series: ArcSwap::from_pointee(SeriesMap::default()),
+            series: Snapshot::new(SeriesMap::default()),
             in_flight: Gauge::default(),
         });
         registry.register(
@@ -208,25 +208,14 @@ impl Red {
 
     /// Records a request that ended at `at`, `elapsed` after it began.
     fn observe(&self, labels: Labels, elapsed: Duration, trace: TraceId, at: Instant) {
-        if let Some(series) = self.series.load().get(&labels) {
-            series.observe(elapsed, trace, at);
-            return;
+        thread_local! {
+            /// The map as this thread read it last.
+            static SERIES: Local<SeriesMap> = const { std::cell::RefCell::new(None) };
         }
-        // A label set seen for the first time: copy the map with it added, unless another
-        // request added it meanwhile.
-        let mut added = None;
-        self.series.rcu(|map| {
-            let mut map = SeriesMap::clone(map);
-            added = Some(
-                map.entry(labels.clone())
-                    .or_insert_with(|| Arc::new(Series::new()))
-                    .clone(),
-            );
-            map
-        });
-        added
-            .expect("rcu runs its closure")
-            .observe(elapsed, trace, at);
+        self.series
+            .with_entry(&SERIES, &labels, Series::new, |series| {
+                series.observe(elapsed, trace, at);
+            });
     }
 
     /// Records a GET of `route` (a template of the app listener's) that a simulation answered

@@ -11,14 +11,15 @@
 //! exact and an update is one `fetch_add`. The histogram's exemplars are cells that a request
 //! takes with `try_lock` or leaves ([`super::exemplar`]).
 
-use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::TextFormat;
 use super::exemplar::{self, Cell, Clock, Exemplar};
 use super::protobuf::{self, MetricFamily};
+use crate::snapshot::{Local, Snapshot};
 use crate::trace::TraceId;
 
 /// Seconds since the Unix epoch, as a `_created` sample carries them.
@@ -103,38 +104,60 @@ impl Counter {
 
 /// A counter with one label, `status_code`, whose children appear when first counted (as the
 /// seed's do). Status codes are three digits, so the family stays small whatever clients send.
-#[derive(Debug, Default)]
+/// A request reads the map of children without a lock (see [`Snapshot::with_entry`]).
+#[derive(Debug)]
 pub(crate) struct StatusCounter {
-    children: RwLock<BTreeMap<u16, Counter>>,
+    children: Snapshot<Children>,
+}
+
+type Children = HashMap<u16, Arc<Counter>, rustc_hash::FxBuildHasher>;
+
+impl Default for StatusCounter {
+    fn default() -> Self {
+        Self {
+            children: Snapshot::new(Children::default()),
+        }
+    }
 }
 
 impl StatusCounter {
     pub(crate) fn inc(&self, status: u16) {
-        // The common case takes only the read lock; the write lock is taken once per new code.
-        if let Some(child) = read(&self.children).get(&status) {
-            child.inc();
-            return;
+        thread_local! {
+            /// The children as this thread read them last.
+            static CHILDREN: Local<Children> = const { std::cell::RefCell::new(None) };
         }
-        let mut children = self.children.write().unwrap_or_else(|e| e.into_inner());
-        children.entry(status).or_default().inc();
+        self.children
+            .with_entry(&CHILDREN, &status, Counter::default, |child| {
+                child.inc();
+            });
     }
 
     /// No child, as after a restart: each comes back with the first answer of its code.
     pub(crate) fn reset(&self) {
-        self.children
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.children.store(Arc::new(Children::default()));
     }
 
     #[cfg(test)]
     pub(crate) fn get(&self, status: u16) -> u64 {
-        read(&self.children).get(&status).map_or(0, Counter::get)
+        self.children.load().get(&status).map_or(0, |c| c.get())
+    }
+
+    /// The children, in the order of their codes.
+    fn sorted(&self) -> Vec<(u16, Arc<Counter>)> {
+        let mut children: Vec<_> = self
+            .children
+            .load()
+            .iter()
+            .map(|(status, counter)| (*status, Arc::clone(counter)))
+            .collect();
+        children.sort_unstable_by_key(|(status, _)| *status);
+        children
     }
 
     pub(crate) fn encode(&self, out: &mut String, format: TextFormat, name: &str, help: &str) {
-        let children: Vec<Child> = read(&self.children)
-            .iter()
+        let children: Vec<Child> = self
+            .sorted()
+            .into_iter()
             .map(|(status, counter)| Child {
                 label: Some(("status_code", status.to_string())),
                 samples: vec![("_total", None, Value::Int(counter.get()), None)],
@@ -145,8 +168,9 @@ impl StatusCounter {
     }
 
     pub(crate) fn proto(&self, name: &str, help: &str) -> Vec<MetricFamily> {
-        let children = read(&self.children)
-            .iter()
+        let children = self
+            .sorted()
+            .into_iter()
             .map(|(status, counter)| {
                 let created = counter.created.get();
                 let label = protobuf::labels([("status_code", status.to_string().as_str())]);
@@ -156,11 +180,6 @@ impl StatusCounter {
             .collect();
         proto_families(name, help, Kind::Counter, children)
     }
-}
-
-/// A lock poisoned by a panic still holds valid counters: read through it.
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A histogram of durations with fixed upper bounds; `+Inf` is implied.
