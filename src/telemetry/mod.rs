@@ -193,13 +193,10 @@ impl Scratch {
             .entry(meta.callsite())
             .or_insert_with(|| Pieces::of(meta));
         self.line.push_str(&pieces.head);
-        let mut fields = Fields {
+        event.record(&mut Fields {
             out: &mut self.line,
             pieces,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
+        });
         self.line.push('\n');
         writer.write_str(&self.line)
     }
@@ -319,31 +316,25 @@ fn write_f64(out: &mut impl std::fmt::Write, value: f64) -> std::fmt::Result {
     }
 }
 
-/// Writes ` message k=v k=v`: numbers with itoa and ryu, strings as they are; the first error
-/// is kept, as `Visit` cannot return one.
-struct Fields<'a, W> {
-    out: &'a mut W,
+/// Writes ` message k=v k=v` into the line: numbers with itoa and ryu, strings as they are.
+/// Writing into a `String` cannot fail, so the values' results are dropped.
+struct Fields<'a> {
+    out: &'a mut String,
     pieces: &'a Pieces,
-    result: std::fmt::Result,
 }
 
-impl<W: std::fmt::Write> Fields<'_, W> {
-    fn write(&mut self, field: &Field, value: impl FnOnce(&mut W) -> std::fmt::Result) {
-        if self.result.is_err() {
-            return;
+impl Fields<'_> {
+    fn write(&mut self, field: &Field, value: impl FnOnce(&mut String) -> std::fmt::Result) {
+        // Every field of an event is one of its callsite's; were one not, it is joined here.
+        match self.pieces.fields.get(field.index()) {
+            Some(before) => self.out.push_str(before),
+            None => self.out.push_str(&Pieces::before(field)),
         }
-        self.result = (|| {
-            // Every field of an event is one of its callsite's; were one not, it is joined here.
-            match self.pieces.fields.get(field.index()) {
-                Some(before) => self.out.write_str(before)?,
-                None => self.out.write_str(&Pieces::before(field))?,
-            }
-            value(self.out)
-        })();
+        let _ = value(self.out);
     }
 }
 
-impl<W: std::fmt::Write> Visit for Fields<'_, W> {
+impl Visit for Fields<'_> {
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.write(field, |out| write_u64(out, value));
     }
@@ -557,22 +548,18 @@ mod tests {
             (43, 1e-5, TraceId::random()),
             (u64::MAX, 4.999_999_999, TraceId::random()),
         ];
-        for (captured, format) in [(&default, None), (&lean, Some(Lean))] {
-            let fmt = tracing_subscriber::fmt()
-                .with_ansi(false)
-                .with_writer(captured.clone());
-            let log = |(count, time, trace)| request_processed(count, time, trace);
-            match format {
-                None => tracing::subscriber::with_default(fmt.finish(), || {
-                    requests.iter().copied().for_each(log)
-                }),
-                Some(lean) => {
-                    tracing::subscriber::with_default(fmt.event_format(lean).finish(), || {
-                        requests.iter().copied().for_each(log)
-                    })
-                }
+        let log_all = || {
+            for &(count, time, trace) in &requests {
+                request_processed(count, time, trace);
             }
-        }
+        };
+        let fmt = |captured: &Captured| {
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(captured.clone())
+        };
+        tracing::subscriber::with_default(fmt(&default).finish(), log_all);
+        tracing::subscriber::with_default(fmt(&lean).event_format(Lean).finish(), log_all);
         let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let mut scratch = Scratch::default();
         let direct: String = requests
