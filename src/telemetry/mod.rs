@@ -193,10 +193,13 @@ impl Scratch {
             .entry(meta.callsite())
             .or_insert_with(|| Pieces::of(meta));
         self.line.push_str(&pieces.head);
-        event.record(&mut Fields {
+        let mut fields = Fields {
             out: &mut self.line,
             pieces,
-        });
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
         self.line.push('\n');
         writer.write_str(&self.line)
     }
@@ -317,20 +320,26 @@ fn write_f64(out: &mut impl std::fmt::Write, value: f64) -> std::fmt::Result {
 }
 
 /// Writes ` message k=v k=v` into the line: numbers with itoa and ryu, strings as they are.
-/// Writing into a `String` cannot fail, so the values' results are dropped.
+/// A value whose own `Debug` fails fails the line, which is then not written, as
+/// tracing-subscriber's default format does; the first error is kept, as `Visit` cannot
+/// return one.
 struct Fields<'a> {
     out: &'a mut String,
     pieces: &'a Pieces,
+    result: std::fmt::Result,
 }
 
 impl Fields<'_> {
     fn write(&mut self, field: &Field, value: impl FnOnce(&mut String) -> std::fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
         // Every field of an event is one of its callsite's; were one not, it is joined here.
         match self.pieces.fields.get(field.index()) {
             Some(before) => self.out.push_str(before),
             None => self.out.push_str(&Pieces::before(field)),
         }
-        let _ = value(self.out);
+        self.result = value(self.out);
     }
 }
 
@@ -439,6 +448,48 @@ mod tests {
         );
         let stamp = text.split(' ').next().unwrap();
         assert!(humantime::parse_rfc3339(stamp).is_ok(), "{stamp}");
+    }
+
+    #[test]
+    fn a_value_that_fails_to_format_fails_its_line_as_in_the_default_format() {
+        struct Fails;
+        impl std::fmt::Debug for Fails {
+            fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                Err(std::fmt::Error)
+            }
+        }
+        let log = || {
+            tracing::warn!(value = ?Fails, "before");
+            tracing::warn!(count = 1u64, "after");
+        };
+        let (default, lean) = (Captured::default(), Captured::default());
+        let fmt = |captured: &Captured| {
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(captured.clone())
+        };
+        tracing::subscriber::with_default(fmt(&default).finish(), log);
+        tracing::subscriber::with_default(fmt(&lean).event_format(Lean).finish(), log);
+        let lines = |captured: &Captured| -> Vec<String> {
+            String::from_utf8(captured.0.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(|l| l.split_once(' ').unwrap().1.to_owned())
+                .collect()
+        };
+        // tracing-subscriber writes a line of its own about the failure instead of the event's.
+        let default = lines(&default);
+        assert_eq!(default.len(), 2, "{default:?}");
+        assert!(
+            default[0].contains("format the following event"),
+            "{default:?}"
+        );
+        assert!(!default[0].contains("before"), "{default:?}");
+        assert_eq!(
+            default[1],
+            format!(" WARN {}: after count=1", module_path!())
+        );
+        assert_eq!(lines(&lean), default);
     }
 
     #[test]
