@@ -3,12 +3,16 @@
 //! request path keep its latest version in a cache of their thread's.
 //!
 //! An `ArcSwap`'s load is lock-free but not free: it claims a slot in the thread's debt list and
-//! gives it back, about 90 instructions and two atomic operations. A thread's
-//! [`arc_swap::Cache`] holds the version it read last and checks it with one relaxed load of
-//! the pointer, so a request reads the value for about a third of that, and a change is seen by
-//! the next read on every thread. The cache is the crate's; what is here is only where it is
-//! kept: each reading site declares a thread local of its own ([`Local`]) and passes it to
-//! [`Snapshot::read`].
+//! gives it back, two atomic read-modify-writes. A thread's [`arc_swap::Cache`] holds the
+//! version it read last and checks it with one relaxed load of the pointer: no atomic
+//! read-modify-write, for about as many instructions (the thread local, its `RefCell`), and a
+//! read that begins after a store sees the new version, on every thread. The cache is the
+//! crate's; what is here is only where it is kept: each reading site declares a thread local of
+//! its own ([`Local`]) and passes it to [`Snapshot::read`].
+//!
+//! A thread's cache keeps the version it read last, and the `ArcSwap` itself, alive until the
+//! thread reads that site again or ends: after a reset, the old map until the next request on
+//! that thread; after a test's `Snapshot` is dropped, until the thread reads another.
 //!
 //! A map of series that requests count into ([`Snapshot::with_entry`]) is one: a key seen for
 //! the first time copies the map with it added, a few dozen times in the life of the service;
@@ -103,7 +107,9 @@ impl<T> Deref for Snapshot<T> {
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
-    use std::sync::Arc;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Barrier};
 
     use super::{Local, Snapshot};
 
@@ -138,6 +144,72 @@ mod tests {
             assert_eq!(one.read(&NUMBER, |n| *n), 1);
             assert_eq!(two.read(&NUMBER, |n| *n), 2);
         }
+    }
+
+    #[test]
+    fn a_read_keeps_the_version_in_the_threads_cache_until_another_snapshot_is_read() {
+        let one = Snapshot::new(1);
+        let two = Snapshot::new(2);
+        assert_eq!(Arc::strong_count(&one.0), 1);
+        one.read(&NUMBER, |_| ());
+        assert_eq!(Arc::strong_count(&one.0), 2, "the cache holds one");
+        two.read(&NUMBER, |_| ());
+        assert_eq!(Arc::strong_count(&one.0), 1, "the cache moved to two");
+        assert_eq!(Arc::strong_count(&two.0), 2);
+    }
+
+    thread_local! {
+        static COUNTS: Local<Counts> = const { RefCell::new(None) };
+    }
+
+    type Counts = HashMap<u32, Arc<AtomicU64>>;
+
+    #[test]
+    fn keys_added_by_threads_at_once_lose_no_count() {
+        const THREADS: u64 = 4;
+        const ROUNDS: u64 = 2_000;
+        const KEYS: u32 = 16;
+        let counts = Arc::new(Snapshot::new(Counts::default()));
+        let start = Arc::new(Barrier::new(THREADS as usize));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (counts, start) = (counts.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    for _ in 0..ROUNDS {
+                        for key in 0..KEYS {
+                            counts.with_entry(&COUNTS, &key, AtomicU64::default, |n| {
+                                n.fetch_add(1, Ordering::Relaxed);
+                            });
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let map = counts.load();
+        assert_eq!(map.len(), KEYS as usize);
+        for (key, n) in map.iter() {
+            assert_eq!(n.load(Ordering::Relaxed), THREADS * ROUNDS, "key {key}");
+        }
+    }
+
+    #[test]
+    fn an_entry_after_a_reset_lands_in_the_new_map_though_the_cache_was_warm() {
+        let counts = Snapshot::new(Counts::default());
+        let count = |key| {
+            counts.with_entry(&COUNTS, &key, AtomicU64::default, |n| {
+                n.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        count(7);
+        count(7);
+        counts.store(Arc::new(Counts::default()));
+        count(7);
+        let n = counts.load().get(&7).map(|n| n.load(Ordering::Relaxed));
+        assert_eq!(n, Some(1));
     }
 
     #[test]

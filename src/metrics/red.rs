@@ -52,9 +52,10 @@ const UNMATCHED: &str = "unmatched";
 /// route in a boxed service of its own that axum clones for each request.
 ///
 /// Most templates are plain paths (`/`, `/simulate_error`), and most requests ask for one of
-/// them: those are compared first, a few instructions each, before the router's tree is walked
-/// (about 190). A path equal to a plain template is the one the tree would give it too: matchit
-/// prefers a static route to a parameter.
+/// them: those are compared first, before the router's tree is walked (its lookup, and the
+/// parameters it collects and drops, cost about 110 instructions more on `/`). A path equal to
+/// a plain template is the one the tree would give it too: matchit prefers a static route to a
+/// parameter.
 #[derive(Debug, Default)]
 pub struct Templates {
     router: matchit::Router<&'static str>,

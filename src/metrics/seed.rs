@@ -637,6 +637,22 @@ mod tests {
              codes_total{status_code=\"200\"} 2\ncodes_created{status_code=\"200\"} T\n\
              codes_total{status_code=\"500\"} 1\ncodes_created{status_code=\"500\"} T"
         );
+        // In the order of their codes, whatever order they came in (and the map keeps).
+        for code in [503, 101, 302, 404, 201, 429, 599, 100] {
+            c.inc(code);
+        }
+        let text = encoded(TextFormat::Prometheus, |o, f| c.encode(o, f, "codes", "H"));
+        let codes: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("codes_total"))
+            .filter_map(|line| line.split('"').nth(1))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "100", "101", "200", "201", "302", "404", "429", "500", "503", "599"
+            ]
+        );
     }
 
     #[test]
