@@ -408,6 +408,19 @@ mod tests {
         }
     }
 
+    /// What `log` writes through tracing-subscriber's default format, and through [`Lean`].
+    fn default_and_lean(log: impl Fn()) -> (Captured, Captured) {
+        let (default, lean) = (Captured::default(), Captured::default());
+        let fmt = |captured: &Captured| {
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(captured.clone())
+        };
+        tracing::subscriber::with_default(fmt(&default).finish(), &log);
+        tracing::subscriber::with_default(fmt(&lean).event_format(Lean).finish(), &log);
+        (default, lean)
+    }
+
     #[test]
     fn lines_read_as_the_default_format_does() {
         let captured = Captured::default();
@@ -462,14 +475,7 @@ mod tests {
             tracing::warn!(value = ?Fails, "before");
             tracing::warn!(count = 1u64, "after");
         };
-        let (default, lean) = (Captured::default(), Captured::default());
-        let fmt = |captured: &Captured| {
-            tracing_subscriber::fmt()
-                .with_ansi(false)
-                .with_writer(captured.clone())
-        };
-        tracing::subscriber::with_default(fmt(&default).finish(), log);
-        tracing::subscriber::with_default(fmt(&lean).event_format(Lean).finish(), log);
+        let (default, lean) = default_and_lean(log);
         let lines = |captured: &Captured| -> Vec<String> {
             String::from_utf8(captured.0.lock().unwrap().clone())
                 .unwrap()
@@ -589,8 +595,6 @@ mod tests {
         // The event of `request_processed` (no writer of Lean's is set up here), as
         // tracing-subscriber's default format and as Lean write it, against the line put
         // together straight from the values.
-        let default = Captured::default();
-        let lean = Captured::default();
         let requests = [
             (0, 0.0, TraceId::SIMULATED),
             (1, 0.25, TraceId::random()),
@@ -604,13 +608,7 @@ mod tests {
                 request_processed(count, time, trace);
             }
         };
-        let fmt = |captured: &Captured| {
-            tracing_subscriber::fmt()
-                .with_ansi(false)
-                .with_writer(captured.clone())
-        };
-        tracing::subscriber::with_default(fmt(&default).finish(), log_all);
-        tracing::subscriber::with_default(fmt(&lean).event_format(Lean).finish(), log_all);
+        let (default, lean) = default_and_lean(log_all);
         let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let mut scratch = Scratch::default();
         let direct: String = requests
