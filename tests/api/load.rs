@@ -364,7 +364,12 @@ async fn connections_are_renewed_after_their_lifetime() {
         String::from_utf8_lossy(&out.stderr)
     );
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["answered"], 200, "{summary}");
+    // Every request due was sent, or counted unsent (due while the generator was held back at
+    // the very end, on a contended machine); every one sent was answered.
+    let (sent, unsent) = (count(&summary["sent"]), count(&summary["unsent"]));
+    assert_eq!(sent + unsent, 200.0, "{summary}");
+    assert!(unsent <= 10.0, "{summary}");
+    assert_eq!(summary["answered"], summary["sent"], "{summary}");
     // No connection carries a request after its lifetime of 1 s. The generator checks a
     // connection's age before each request, counted from when its connect finished; the server
     // notes its own times, a little earlier for the accept and later for each request, and
@@ -385,10 +390,10 @@ async fn connections_are_renewed_after_their_lifetime() {
     );
     // Yet connections are kept within their lifetime, not opened one per request.
     let requests: usize = seen.iter().map(|(_, requests)| requests.len()).sum();
-    assert_eq!(requests, 200);
+    assert_eq!(requests as f64, sent, "the server saw what was sent");
     assert!(
         seen.len() <= 40,
-        "{} connections for 200 requests: they are not kept alive",
+        "{} connections for {sent} requests: they are not kept alive",
         seen.len()
     );
 }
