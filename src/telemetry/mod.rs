@@ -408,6 +408,25 @@ mod tests {
         }
     }
 
+    impl Captured {
+        /// What was written, as text.
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+
+        /// The lines written, each without its time stamp.
+        fn lines(&self) -> Vec<String> {
+            without_stamps(&self.text())
+        }
+    }
+
+    /// The lines of `text`, each without its time stamp (the first word).
+    fn without_stamps(text: &str) -> Vec<String> {
+        text.lines()
+            .map(|l| l.split_once(' ').unwrap().1.to_owned())
+            .collect()
+    }
+
     /// What `log` writes through tracing-subscriber's default format, and through [`Lean`].
     fn default_and_lean(log: impl Fn()) -> (Captured, Captured) {
         let (default, lean) = (Captured::default(), Captured::default());
@@ -445,8 +464,8 @@ mod tests {
             );
             tracing::warn!(addr = %"0.0.0.0:5000", "listening");
         });
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<&str> = text.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+        let text = captured.text();
+        let lines = without_stamps(&text);
         let target = module_path!();
         assert_eq!(
             lines,
@@ -476,15 +495,8 @@ mod tests {
             tracing::warn!(count = 1u64, "after");
         };
         let (default, lean) = default_and_lean(log);
-        let lines = |captured: &Captured| -> Vec<String> {
-            String::from_utf8(captured.0.lock().unwrap().clone())
-                .unwrap()
-                .lines()
-                .map(|l| l.split_once(' ').unwrap().1.to_owned())
-                .collect()
-        };
         // tracing-subscriber writes a line of its own about the failure instead of the event's.
-        let default = lines(&default);
+        let default = default.lines();
         assert_eq!(default.len(), 2, "{default:?}");
         assert!(
             default[0].contains("format the following event"),
@@ -495,7 +507,7 @@ mod tests {
             default[1],
             format!(" WARN {}: after count=1", module_path!())
         );
-        assert_eq!(lines(&lean), default);
+        assert_eq!(lean.lines(), default);
     }
 
     #[test]
@@ -619,13 +631,7 @@ mod tests {
                     .to_owned()
             })
             .collect();
-        let without_stamps = |text: &str| -> Vec<String> {
-            text.lines()
-                .map(|l| l.split_once(' ').unwrap().1.to_owned())
-                .collect()
-        };
-        let expected =
-            without_stamps(&String::from_utf8(default.0.lock().unwrap().clone()).unwrap());
+        let expected = default.lines();
         assert_eq!(expected.len(), requests.len());
         assert_eq!(
             expected[1],
@@ -635,10 +641,7 @@ mod tests {
                 requests[1].2
             )
         );
-        assert_eq!(
-            without_stamps(&String::from_utf8(lean.0.lock().unwrap().clone()).unwrap()),
-            expected
-        );
+        assert_eq!(lean.lines(), expected);
         assert_eq!(without_stamps(&direct), expected);
     }
 
