@@ -17,6 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::metrics::{help, register, register_with_unit};
+
 use super::report::{ErrorKind, Took};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -63,57 +65,69 @@ impl LoadMetrics {
     pub fn new(paths: &[String], open: bool) -> Self {
         let mut registry = Registry::with_prefix("loadgen");
         let sent = Family::<RouteLabels, Counter>::default();
-        registry.register(
+        register(
+            &mut registry,
             "requests_sent",
-            "Requests sent, by route (the path of the mix)",
+            help!("Requests sent, by route (the path of the mix)"),
             sent.clone(),
         );
         let answered = Family::<AnsweredLabels, Counter>::default();
-        registry.register(
+        register(
+            &mut registry,
             "requests_answered",
-            "Requests answered, by route and HTTP status",
+            help!("Requests answered, by route and HTTP status"),
             answered.clone(),
         );
         let failed = Family::<FailedLabels, Counter>::default();
-        registry.register(
+        register(
+            &mut registry,
             "requests_failed",
-            "Requests without an answer, by route and error (connect, timeout, io)",
+            help!("Requests without an answer, by route and error (connect, timeout, io)"),
             failed.clone(),
         );
         let in_flight = Gauge::default();
-        registry.register(
+        register(
+            &mut registry,
             "requests_in_flight",
-            "Requests sent and not yet answered",
+            help!("Requests sent and not yet answered"),
             in_flight.clone(),
         );
         let latency: Latency = Family::new_with_constructor(latency_histogram);
-        registry.register_with_unit(
+        register_with_unit(
+            &mut registry,
             "request_duration",
-            "Latency as the client saw it, from when each request was due (corrected for \
-             coordinated omission): the wait to be sent included",
+            help!(
+                "Latency as the client saw it, from when each request was due (corrected for \
+                 coordinated omission): the wait to be sent included"
+            ),
             Unit::Seconds,
             latency.clone(),
         );
         let uncorrected: Latency = Family::new_with_constructor(latency_histogram);
-        registry.register_with_unit(
+        register_with_unit(
+            &mut registry,
             "request_duration_uncorrected",
-            "Latency as the client saw it, from when each request was sent: what the request \
-             alone took",
+            help!(
+                "Latency as the client saw it, from when each request was sent: what the request \
+                 alone took"
+            ),
             Unit::Seconds,
             uncorrected.clone(),
         );
         let target_rate = open.then(Gauge::<f64, AtomicU64>::default);
         if let Some(target) = &target_rate {
-            registry.register(
+            register(
+                &mut registry,
                 "target_rate",
-                "Requests per second the open loop's schedule asks for now",
+                help!("Requests per second the open loop's schedule asks for now"),
                 target.clone(),
             );
         }
         let achieved_rate = Gauge::<f64, AtomicU64>::default();
-        registry.register(
+        register(
+            &mut registry,
             "achieved_rate",
-            "Requests per second sent over the last second",
+            help!("Requests per second sent over the last second"),
             achieved_rate.clone(),
         );
         // Every route's errors from zero, so that their rate is 0 rather than nothing before

@@ -9,6 +9,77 @@
 
 use std::str::FromStr;
 
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Metric, Registry, Unit};
+
+/// The help text of a family that prometheus-client writes. The crate escapes a help text in
+/// the 0.0.4 text format, but writes it as it is in OpenMetrics (client_rust#151), where a
+/// backslash, a double quote or a line feed would break the exposition. So no such text gets
+/// that far: made in a constant, as [`help!`] makes it, a text that holds one fails the build
+/// (`cargo build` and `cargo test`; `cargo check` does not evaluate such a constant). The
+/// families this service writes itself escape theirs ([`TextFormat::header`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Help(&'static str);
+
+impl Help {
+    /// `text` as a help text; panics (in a constant: fails the build) when it holds a
+    /// character that OpenMetrics would need escaped.
+    pub(crate) const fn new(text: &'static str) -> Help {
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            assert!(
+                !matches!(bytes[i], b'\\' | b'"' | b'\n'),
+                "a help text holds a backslash, a double quote or a line feed, which \
+                 prometheus-client would write unescaped in OpenMetrics"
+            );
+            i += 1;
+        }
+        Help(text)
+    }
+}
+
+/// A [`Help`] made in a constant: a text that OpenMetrics would need escaped fails the build.
+macro_rules! help {
+    ($text:expr) => {
+        const { $crate::metrics::Help::new($text) }
+    };
+}
+pub(crate) use help;
+
+// The only calls of the crate's registration and description: clippy.toml refuses them
+// elsewhere, so that every help text the crate writes is a `Help`.
+
+/// Registers `metric` as `name` with `help`.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn register(registry: &mut Registry, name: &str, help: Help, metric: impl Metric) {
+    registry.register(name, help.0, metric);
+}
+
+/// Registers `metric` as `name` in `unit` with `help`.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn register_with_unit(
+    registry: &mut Registry,
+    name: &str,
+    help: Help,
+    unit: Unit,
+    metric: impl Metric,
+) {
+    registry.register_with_unit(name, help.0, unit, metric);
+}
+
+/// Describes a collector's family `name` of type `kind` with `help`; its encoder.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn describe<'s>(
+    encoder: &'s mut DescriptorEncoder,
+    name: &'s str,
+    help: Help,
+    kind: MetricType,
+) -> Result<MetricEncoder<'s>, std::fmt::Error> {
+    encoder.encode_descriptor(name, help.0, None, kind)
+}
+
 /// An exposition format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -234,6 +305,25 @@ mod tests {
             om,
             "# HELP f a \\\"quoted\\\" path C:\\\\temp\\nand a second line\n# TYPE f gauge\n"
         );
+    }
+
+    #[test]
+    fn a_help_text_that_prometheus_client_would_break_is_refused() {
+        // Made at run time here, so that the refusal is a panic to catch: in `help!`, a
+        // constant, the same refusal fails the build.
+        for text in ["a \"quoted\" word", "C:\\temp", "two\nlines"] {
+            let made = std::panic::catch_unwind(|| Help::new(text));
+            assert!(made.is_err(), "{text:?} was taken");
+        }
+        let help = help!("Requests per second, by route (the path of the mix); 0: none");
+        let mut registry = Registry::default();
+        let gauge = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+        register(&mut registry, "g", help, gauge);
+        let mut om = String::new();
+        prometheus_client::encoding::text::encode(&mut om, &registry).unwrap();
+        assert!(om.starts_with(
+            "# HELP g Requests per second, by route (the path of the mix); 0: none.\n"
+        ));
     }
 
     #[test]

@@ -15,6 +15,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::{help, register};
+
 use super::TextFormat;
 use super::protobuf::{self, MetricFamily};
 use crate::behaviour::faults::dependency::{self, Outcome};
@@ -67,27 +69,31 @@ impl FaultMetrics {
             child(Outcome::Error),
             child(Outcome::Down),
         ];
-        registry.register(
+        register(
+            registry,
             "dependency_requests",
-            "Calls of / to its simulated dependency, by how they ended",
+            help!("Calls of / to its simulated dependency, by how they ended"),
             calls,
         );
         let cpu_burned = Counter::<f64, AtomicU64>::default();
-        registry.register(
+        register(
+            registry,
             "demo_service_cpu_burn_seconds",
-            "CPU time spent by the cpu_burn fault",
+            help!("CPU time spent by the cpu_burn fault"),
             cpu_burned.clone(),
         );
         let leaked_bytes = Gauge::default();
-        registry.register(
+        register(
+            registry,
             "demo_service_leaked_bytes",
-            "Memory held by the memory_leak fault",
+            help!("Memory held by the memory_leak fault"),
             leaked_bytes.clone(),
         );
         let counters_reset = Gauge::<f64, AtomicU64>::default();
-        registry.register(
+        register(
+            registry,
             "demo_service_counters_reset_timestamp_seconds",
-            "When the reset_counters action last set every counter back to zero; 0: never",
+            help!("When the reset_counters action last set every counter back to zero; 0: never"),
             counters_reset.clone(),
         );
         Self {

@@ -28,6 +28,7 @@ use prometheus_client::registry::Registry;
 use crate::trace::TraceId;
 
 pub use exposition::{Format, TextFormat};
+pub(crate) use exposition::{Help, help, register, register_with_unit};
 pub(crate) use exposition::{media_ranges, quality, specificity};
 
 /// Every family of the exposition, by its OpenMetrics name (a counter's without `_total`): what
@@ -142,9 +143,10 @@ impl Metrics {
     fn with_process(process: process::ProcessCollector) -> Self {
         let mut registry = Registry::default();
         let current_users = Gauge::default();
-        registry.register(
+        register(
+            &mut registry,
             "current_users",
-            "Current number of active users",
+            help!("Current number of active users"),
             current_users.clone(),
         );
         let red = red::Red::register(&mut registry);
@@ -155,9 +157,10 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION"),
             })
             .set(1);
-        registry.register(
+        register(
+            &mut registry,
             "demo_service_build_info",
-            "The running build of demo-service; always 1",
+            help!("The running build of demo-service; always 1"),
             build_info,
         );
         registry.register_collector(Box::new(process));

@@ -29,6 +29,8 @@ use prometheus_client::encoding::prometheus_protobuf;
 use prometheus_client::metrics::histogram::{Histogram, NativeHistogramConfig};
 use prometheus_client::registry::Registry;
 
+use super::{help, register};
+
 use super::exemplar::{self, Clock, Exemplar};
 use super::protobuf::MetricFamily;
 use crate::snapshot::{Local, Snapshot};
@@ -85,7 +87,12 @@ impl Native {
     /// the order of their timestamps.
     pub(crate) fn proto(&self, exemplars: impl Iterator<Item = Exemplar>) -> Vec<MetricFamily> {
         let mut registry = Registry::default();
-        registry.register(NAME, HELP, Histogram::clone(&self.histogram.load()));
+        register(
+            &mut registry,
+            NAME,
+            help!(HELP),
+            Histogram::clone(&self.histogram.load()),
+        );
         // The crate encodes a native histogram into its own message types; it fails only for
         // what this service never does (a native-only histogram in a text encoder).
         let Ok(mut families) = prometheus_protobuf::encode(&registry) else {

@@ -12,6 +12,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
+use super::exposition::{describe, help};
+
 /// One reading of the process' resources.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Reading {
@@ -124,42 +126,42 @@ impl Collector for ProcessCollector {
         let gauges = [
             (
                 "process_virtual_memory_bytes",
-                "Virtual memory size in bytes.",
+                help!("Virtual memory size in bytes."),
                 r.virtual_memory_bytes,
             ),
             (
                 "process_resident_memory_bytes",
-                "Resident memory size in bytes.",
+                help!("Resident memory size in bytes."),
                 r.resident_memory_bytes,
             ),
             (
                 "process_start_time_seconds",
-                "Start time of the process since unix epoch in seconds.",
+                help!("Start time of the process since unix epoch in seconds."),
                 r.start_time_seconds,
             ),
             (
                 "process_open_fds",
-                "Number of open file descriptors.",
+                help!("Number of open file descriptors."),
                 r.open_fds,
             ),
             (
                 "process_max_fds",
-                "Maximum number of open file descriptors.",
+                help!("Maximum number of open file descriptors."),
                 r.max_fds,
             ),
         ];
         for (name, help, value) in gauges {
             if let Some(v) = value {
-                let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                let metric = describe(&mut encoder, name, help, MetricType::Gauge)?;
                 ConstGauge::new(v).encode(metric)?;
             }
         }
         if let Some(v) = r.cpu_seconds {
-            let help = "Total user and system CPU time spent in seconds.";
-            let metric = encoder.encode_descriptor(
+            let help = help!("Total user and system CPU time spent in seconds.");
+            let metric = describe(
+                &mut encoder,
                 "process_cpu_seconds",
                 help,
-                None,
                 MetricType::Counter,
             )?;
             ConstCounter::new(v).encode(metric)?;

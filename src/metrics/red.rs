@@ -25,6 +25,8 @@ use axum::response::Response;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::{help, register};
+
 use super::TextFormat;
 use super::exemplar::{self, Cell};
 use super::protobuf::{self, MetricFamily};
@@ -189,9 +191,10 @@ impl Red {
             series: Snapshot::new(SeriesMap::default()),
             in_flight: Gauge::default(),
         });
-        registry.register(
+        register(
+            registry,
             "http_requests_in_flight",
-            "HTTP requests being served now",
+            help!("HTTP requests being served now"),
             red.in_flight.clone(),
         );
         red
