@@ -231,7 +231,6 @@ async fn requests_answered() -> f64 {
         .sum()
 }
 
-/// The flask_app targets Prometheus has up, as instance names.
 /// A Prometheus of the pinned image on the seed's own prometheus.yml, verbatim, in the
 /// compose project's network; removed when dropped.
 struct SeedPrometheus {
@@ -632,6 +631,27 @@ async fn the_compose_stack_works_as_the_docs_say() {
         || async { targets_up().await.into_iter().find(|t| *t != old_instance) },
     )
     .await;
+
+    // --- the generator's own metrics, a job of their own ------------------------------------
+    let sent = poll(
+        "compose's Prometheus scraping the generator's metrics as job loadgen",
+        Duration::from_secs(60),
+        || async {
+            let up = crate::helpers::query(&prometheus(), r#"up{job="loadgen"} == 1"#, None).await;
+            let sent = crate::helpers::query(
+                &prometheus(),
+                r#"sum(loadgen_requests_sent_total{job="loadgen"}) > 0"#,
+                None,
+            )
+            .await;
+            let value = sent.first()?["value"][1].as_str()?.to_owned();
+            (!up.is_empty()).then_some(value)
+        },
+    )
+    .await;
+    compose.say(&format!(
+        "job loadgen up, its loadgen_requests_sent_total at {sent}"
+    ));
 
     // --- every dashboard query answers ------------------------------------------------------
     // The budget adds up 5-minute tiles, recorded every 5 minutes at a phase of Prometheus'
