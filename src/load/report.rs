@@ -669,11 +669,17 @@ mod tests {
                 recorder.answered(0, status, took(i * 10, 1), None);
             }
         }
-        let thresholds: Vec<Threshold> =
-            ["p99<1s", "p50<=520ms", "errors<5%", "rate>=50", "max<2s"]
-                .iter()
-                .map(|t| t.parse().unwrap())
-                .collect();
+        let thresholds: Vec<Threshold> = [
+            "p99<1s",
+            "p50<=520ms",
+            "errors<5%",
+            "rate>=50",
+            "max<2s",
+            "mean<500ms",
+        ]
+        .iter()
+        .map(|t| t.parse().unwrap())
+        .collect();
         let s = recorder.summary(run(), ended(2, 0), &thresholds);
         let verdicts: Vec<_> = s
             .thresholds
@@ -690,9 +696,11 @@ mod tests {
                 ("errors<5%", false, "5.00%".to_owned()),
                 ("rate>=50", true, "50.00/s".to_owned()),
                 ("max<2s", true, "1.00s".to_owned()),
+                // (30 + 40 + ... + 1000 ms) / 98 = 515 ms.
+                ("mean<500ms", false, "515.0ms".to_owned()),
             ]
         );
-        assert_eq!(s.failed_thresholds().count(), 2);
+        assert_eq!(s.failed_thresholds().count(), 3);
         let text = s.to_text();
         assert!(
             text.contains("thresholds FAIL  p99<1s           1.00s\n"),
