@@ -637,8 +637,8 @@ async fn the_compose_stack_works_as_the_docs_say() {
         "compose's Prometheus scraping the generator's metrics as job loadgen",
         Duration::from_secs(60),
         || async {
-            let up = crate::helpers::query(&prometheus(), r#"up{job="loadgen"} == 1"#, None).await;
-            let sent = crate::helpers::query(
+            let up = query(&prometheus(), r#"up{job="loadgen"} == 1"#, None).await;
+            let sent = query(
                 &prometheus(),
                 r#"sum(loadgen_requests_sent_total{job="loadgen"}) > 0"#,
                 None,
